@@ -1,0 +1,154 @@
+"""YAML files read with the position of every value, so errors can name file:line:column.
+
+Only the safe loader is used. Files are size-capped and must be UTF-8; a
+document with duplicate keys is refused rather than silently keeping the
+last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+MAX_YAML_BYTES = 1024 * 1024
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Document:
+    """A parsed YAML file: its data and the 1-based (line, column) of each value."""
+
+    file: Path
+    data: Any
+    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_) -> tuple[int | None, int | None]:
+        """Position of the value at ``path``, or of its nearest parent that has one."""
+        while True:
+            if path in self.marks:
+                return self.marks[path]
+            if not path:
+                return (None, None)
+            path = path[:-1]
+
+
+ErrorFactory = Callable[..., ConfigError]
+
+
+def read_yaml(file: Path, error: ErrorFactory, *, max_bytes: int = MAX_YAML_BYTES) -> Document:
+    """Read and parse ``file``; every failure is ``error(...)`` naming the file and position."""
+    try:
+        size = file.stat().st_size
+        if size > max_bytes:
+            raise error(
+                f"{file} is {size} bytes; the limit is {max_bytes}",
+                hint="this file holds configuration only; move large content to other files",
+                file=file,
+            )
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{file} does not exist", hint="create it", file=file) from None
+    except IsADirectoryError:
+        raise error(f"{file} is a directory, not a file", hint="replace it", file=file) from None
+    except OSError as exc:
+        raise error(
+            f"{file} cannot be read: {exc.strerror}",
+            hint="make it readable by the adapter's user",
+            file=file,
+        ) from None
+    return parse_yaml(raw, file, error)
+
+
+def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise error(
+            f"{file} is not UTF-8 text (byte {exc.start})",
+            hint="save it as UTF-8 YAML",
+            file=file,
+            line=line,
+            column=column,
+        ) from None
+    if "\x00" in text:
+        offset = text.index("\x00")
+        raise error(
+            f"{file} contains a NUL byte; it is binary, not YAML",
+            hint="replace it with a YAML text file",
+            file=file,
+            line=text.count("\n", 0, offset) + 1,
+        )
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        raise error(
+            f"{file} is not valid YAML: {problem}",
+            hint="fix the YAML syntax at that position",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise error(f"{file} is not valid YAML: {exc}", hint="fix the YAML", file=file) from None
+    finally:
+        loader.dispose()
+    document = Document(file=file, data=data)
+    if node is not None:
+        _record(node, (), document, set(), error)
+    return document
+
+
+def _record(
+    node: yaml.Node, path: Path_, document: Document, seen: set[int], error: ErrorFactory
+) -> None:
+    document.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if id(node) in seen:  # an alias: already walked; also stops alias bombs
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in keys:
+                raise error(
+                    f"{document.file} has the key {key!r} twice",
+                    hint="keep one of them",
+                    file=document.file,
+                    line=key_node.start_mark.line + 1,
+                    column=key_node.start_mark.column + 1,
+                )
+            keys.add(key)
+            _record(value_node, (*path, key), document, seen, error)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record(item, (*path, index), document, seen, error)
+
+
+def type_name(value: Any) -> str:
+    """How YAML calls a Python value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

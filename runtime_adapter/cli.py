@@ -1,0 +1,190 @@
+"""The ``runtime-adapter`` command line (DESIGN §3).
+
+An operator mistake ends in one clear message on stderr and exit 78
+(EX_CONFIG), never a traceback. Secret values are never printed: the
+``env`` output shows fingerprints, and its ``shell`` form refers to the
+input variable or file instead of copying a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import anyio
+
+from ._version import __version__
+from .envplan import EnvPlan, apply_plan
+from .errors import ConfigError, EnvGuardError, fingerprint
+from .reconcile import reconcile
+from .settings import Settings, load_settings
+from .volume import wait_for_config
+
+__all__ = ["EX_CONFIG", "main"]
+
+EX_CONFIG = 78
+EX_SOFTWARE = 70
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"runtime-adapter: warning: {message}\n")
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"runtime-adapter: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runtime-adapter",
+        description="Main process of an AI-agent workspace container.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    env = commands.add_parser(
+        "env",
+        help="print the reconciled provider environment (values redacted)",
+        description="Plan the provider environment from the settings, the config volume and "
+        "the secrets directory, and print it. Secret values appear as fingerprints only.",
+    )
+    env.add_argument("--format", choices=("table", "json", "shell"), default="table")
+
+    run = commands.add_parser(
+        "exec",
+        help="reconcile, then replace this process with CMD under the reconciled environment",
+        description="Reconcile the provider environment, then exec CMD with it.",
+        usage="runtime-adapter exec -- CMD [ARG...]",
+    )
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    return parser
+
+
+def _error_summary(error: ConfigError) -> dict[str, Any]:
+    return {
+        "provider": None,
+        "model": None,
+        "set": {},
+        "unset": [],
+        "warnings": [],
+        "error": error.detail(),
+    }
+
+
+def _write_table(plan: EnvPlan, out: TextIO) -> None:
+    arm = plan.arm
+    out.write(f"provider    {plan.provider or '-'}" + (f"  ({arm.label})" if arm else "") + "\n")
+    out.write(f"model       {plan.model or '-'}\n")
+    if plan.credential is not None:
+        cred = plan.credential
+        out.write(f"credential  {cred.source}  {cred.fingerprint}  ({cred.auth_scheme})\n")
+    out.write(f"endpoint    {plan.base_url or ('SDK default (Anthropic)' if arm else '-')}\n\n")
+    rows = [("VARIABLE", "ACTION", "VALUE", "SOURCE")]
+    for item in plan.assignments:
+        rows.append(
+            (item.name, plan.actions[item.name].value, item.display or "-", item.source)
+        )
+    widths = [max(len(row[col]) for row in rows) for col in range(3)]
+    for row in rows:
+        cells = [row[col].ljust(widths[col]) for col in range(3)]
+        out.write("  ".join([*cells, row[3]]).rstrip() + "\n")
+    for warning in plan.warnings:
+        out.write(f"\nwarning: {warning}")
+    if plan.warnings:
+        out.write("\n")
+
+
+def _write_shell(plan: EnvPlan, out: TextIO) -> None:
+    out.write(f"# runtime-adapter env: provider {plan.provider or '-'}, model {plan.model or '-'}\n")
+    for item in plan.assignments:
+        if item.value is None:
+            out.write(f"unset {item.name}\n")
+        elif not item.secret:
+            out.write(f"export {item.name}={shlex.quote(item.value)}\n")
+        elif item.reference is not None:
+            out.write(f'export {item.name}="${{{item.reference}}}"  # {item.display}\n')
+        elif item.reference_file is not None:
+            quoted = shlex.quote(item.reference_file)
+            out.write(f'export {item.name}="$(cat {quoted})"  # {item.display}\n')
+        else:
+            out.write(
+                f"# {item.name}: secret from {item.source} ({fingerprint(item.value)}) needs "
+                "cleaning and is not printed; use `runtime-adapter exec -- CMD`\n"
+            )
+    for warning in plan.warnings:
+        out.write(f"# warning: {warning}\n")
+
+
+def _settings() -> Settings | None:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        _fail(str(error))
+        return None
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    try:
+        plan = reconcile(load_settings(), os.environ).plan
+    except ConfigError as error:
+        if args.format == "json":
+            sys.stdout.write(json.dumps(_error_summary(error), indent=2) + "\n")
+        _fail(str(error))
+        return EX_CONFIG
+    if args.format == "json":
+        sys.stdout.write(json.dumps(plan.summary(), indent=2) + "\n")
+    elif args.format == "shell":
+        _write_shell(plan, sys.stdout)
+    else:
+        _write_table(plan, sys.stdout)
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    argv = list(args.argv)
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    if not argv:
+        _fail("exec needs a command: runtime-adapter exec -- CMD [ARG...]")
+        return 2
+    settings = _settings()
+    if settings is None:
+        return EX_CONFIG
+    try:
+        config = anyio.run(wait_for_config, settings.config_path, settings.config_grace_seconds)
+        plan = reconcile(settings, os.environ, config).plan
+        environ = dict(os.environ)
+        apply_plan(plan, environ)
+    except ConfigError as error:
+        _fail(str(error))
+        return EX_CONFIG
+    except EnvGuardError as error:
+        _fail(str(error))
+        return EX_SOFTWARE
+    for warning in plan.warnings:
+        _warn(warning)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, environ)
+    except FileNotFoundError:
+        _fail(f"exec: command not found: {argv[0]}")
+        return 127
+    except PermissionError:
+        _fail(f"exec: permission denied: {argv[0]}")
+        return 126
+    except OSError as exc:  # pragma: no cover - e.g. ENOEXEC on a bad binary
+        _fail(f"exec: cannot run {argv[0]}: {exc.strerror}")
+        return 126
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handlers = {"env": _cmd_env, "exec": _cmd_exec}
+    return handlers[args.command](args)

@@ -1,0 +1,84 @@
+"""Gather a plan's inputs from disk (volume, secrets, providers files) and plan.
+
+This is the I/O edge in front of the pure ``envplan``: it reads the config
+volume, the secrets directory and the providers files, finds the
+template's ``providers.yaml`` without importing the template, and calls
+``plan_env``. It never applies anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .envplan import EnvPlan, plan_env
+from .providers import Arm, load_arms
+from .settings import SecretsDir, Settings, read_secrets_dir
+from .volume import PROVIDERS_FILE, TOKEN_FILE, WorkspaceConfig, load_config, read_token
+
+__all__ = ["Reconciled", "reconcile", "template_dir"]
+
+ENTRY_POINT_GROUP = "runtime_adapter.adapters"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """Everything a plan was made from, and the plan."""
+
+    settings: Settings
+    config: WorkspaceConfig
+    arms: Mapping[str, Arm]
+    secrets: SecretsDir
+    plan: EnvPlan
+
+
+def _module_dir(module: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def template_dir(settings: Settings, config: WorkspaceConfig | None) -> Path | None:
+    """The directory of the adapter's module, where its ``providers.yaml`` lives.
+
+    Found from ``ADAPTER_MODULE`` or the entry point named after config
+    ``runtime``, without importing the adapter (an LLM SDK may be behind it).
+    """
+    if settings.adapter_module:
+        return _module_dir(settings.adapter_module.partition(":")[0])
+    if config is not None and config.runtime:
+        for entry in entry_points(group=ENTRY_POINT_GROUP, name=config.runtime):
+            return _module_dir(entry.module)
+    return None
+
+
+def reconcile(
+    settings: Settings,
+    environ: Mapping[str, str],
+    config: WorkspaceConfig | None = None,
+) -> Reconciled:
+    """Read the volume (unless ``config`` is given), secrets and providers files; plan."""
+    config_dir = settings.config_path
+    if config is None:
+        config = load_config(config_dir)
+    secrets = read_secrets_dir(settings.runtime_secrets_dir)
+    template = template_dir(settings, config)
+    files = [template / PROVIDERS_FILE] if template is not None else []
+    files.append(config_dir / PROVIDERS_FILE)
+    arms = load_arms(files)
+    plan = plan_env(
+        arms=arms,
+        environ=environ,
+        config=config,
+        secrets=secrets,
+        token=read_token(config_dir),
+        token_source=str(config_dir / TOKEN_FILE),
+    )
+    return Reconciled(settings, config, arms, secrets, plan)
