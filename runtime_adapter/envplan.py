@@ -83,8 +83,8 @@ class Assignment:
     value: str | None = field(repr=False)
     source: str
     secret: bool = False
-    reference: str | None = None
-    reference_file: str | None = None
+    reference: str | None = field(default=None, compare=False)
+    reference_file: str | None = field(default=None, compare=False)
 
     @property
     def display(self) -> str | None:
@@ -175,7 +175,7 @@ def clean_key(raw: str, variable: str) -> str:
     for index, char in enumerate(value, start=1):
         if char == " ":
             what = "a space"
-        elif unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+        elif unicodedata.category(char) == "Cc":
             what = f"a control character (U+{ord(char):04X})"
         elif not char.isascii():
             what = f"a non-ASCII character (U+{ord(char):04X})"

@@ -11,6 +11,7 @@ and never a cloud metadata address.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -250,6 +251,11 @@ def _arms_from(
 
 def builtin_arms() -> dict[str, Arm]:
     """The arms that ship with the package, in priority order."""
+    return dict(_builtin_arms())
+
+
+@functools.cache
+def _builtin_arms() -> dict[str, Arm]:
     raw = resources.files(__package__).joinpath("builtin_providers.yaml").read_bytes()
     document = parse_yaml(raw, Path("builtin_providers.yaml"), ProviderError)
     return _arms_from(document, {}, origin="built-in")

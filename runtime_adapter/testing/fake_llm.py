@@ -1,0 +1,182 @@
+"""A fake Anthropic-compatible Messages endpoint that records what reaches it.
+
+Credentials are recorded as fingerprints only, so a test can compare them
+with the key it set without the key ever appearing in test output. The
+fake answers like the real API: a message (JSON, or SSE when ``stream`` is
+true), or, when told to refuse, a 401 ``authentication_error``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from ..errors import fingerprint
+
+__all__ = ["FakeLLM", "LLMRequest"]
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One recorded request. ``authorization`` is ``Bearer sha256:...``, never the token."""
+
+    time: float
+    method: str
+    path: str
+    model: str | None
+    stream: bool
+    authorization: str | None
+    api_key: str | None
+    headers: dict[str, str] = field(repr=False)
+
+
+def _redact_credential(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme, _, token = value.partition(" ")
+    return f"{scheme} {fingerprint(token)}" if token else fingerprint(scheme)
+
+
+class FakeLLM:
+    """An Anthropic-compatible fake: ``FakeLLM().app`` is the ASGI app.
+
+    ``refuse_key`` makes every request answer 401 (the bad-key path);
+    ``reply`` is the text the model answers with.
+    """
+
+    def __init__(self, *, reply: str = "Hello from the fake LLM.", refuse_key: bool = False):
+        self.reply = reply
+        self.refuse_key = refuse_key
+        self._requests: list[LLMRequest] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self.app = Starlette(
+            routes=[
+                Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
+                Route("/{path:path}", self._other, methods=["GET", "HEAD", "POST"]),
+            ]
+        )
+
+    @property
+    def requests(self) -> list[LLMRequest]:
+        """The requests to ``/v1/messages`` so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def wait_for_request(self, timeout: float) -> LLMRequest | None:
+        """Block until the first ``/v1/messages`` request arrives (None on timeout)."""
+        with self._arrived:
+            self._arrived.wait_for(lambda: bool(self._requests), timeout=timeout)
+            return self._requests[0] if self._requests else None
+
+    async def _record(self, request: Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError:
+            body = {}
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name not in ("authorization", "x-api-key")
+        }
+        entry = LLMRequest(
+            time=time.time(),
+            method=request.method,
+            path=request.url.path,
+            model=body.get("model") if isinstance(body, dict) else None,
+            stream=bool(body.get("stream")) if isinstance(body, dict) else False,
+            authorization=_redact_credential(request.headers.get("authorization")),
+            api_key=_redact_credential(request.headers.get("x-api-key")),
+            headers=headers,
+        )
+        with self._arrived:
+            self._requests.append(entry)
+            self._arrived.notify_all()
+        return body if isinstance(body, dict) else {}
+
+    async def _other(self, request: Request) -> Response:
+        return Response(status_code=200 if request.method == "HEAD" else 404)
+
+    async def _count_tokens(self, request: Request) -> Response:
+        return JSONResponse({"input_tokens": 1})
+
+    async def _messages(self, request: Request) -> Response:
+        body = await self._record(request)
+        if self.refuse_key:
+            return JSONResponse(
+                {
+                    "type": "error",
+                    "error": {"type": "authentication_error", "message": "invalid api key"},
+                },
+                status_code=401,
+            )
+        model = str(body.get("model") or "fake-model")
+        message_id = f"msg_{uuid.uuid4().hex[:24]}"
+        usage = {"input_tokens": 1, "output_tokens": 1}
+        if body.get("stream"):
+            return StreamingResponse(
+                self._events(message_id, model, usage), media_type="text/event-stream"
+            )
+        return JSONResponse(
+            {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [{"type": "text", "text": self.reply}],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": usage,
+            }
+        )
+
+    async def _events(
+        self, message_id: str, model: str, usage: dict[str, int]
+    ) -> AsyncIterator[bytes]:
+        def event(name: str, data: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+        start = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage,
+        }
+        yield event("message_start", {"type": "message_start", "message": start})
+        yield event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+        yield event(
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": self.reply},
+            },
+        )
+        yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        yield event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 1},
+            },
+        )
+        yield event("message_stop", {"type": "message_stop"})

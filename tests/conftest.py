@@ -1,0 +1,66 @@
+"""Shared fixtures: a clean environment for every test, and volume builders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices
+
+from runtime_adapter import MANAGED_VARIABLES, Settings, builtin_arms
+
+pytest_plugins = ["anyio"]
+
+
+def _variables_the_package_reads() -> set[str]:
+    names = set(MANAGED_VARIABLES)
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        names.update(alias.choices if isinstance(alias, AliasChoices) else [str(alias)])
+    for arm in builtin_arms().values():
+        names.update(arm.key_env)
+        names.update(arm.env)
+        if arm.base_url_env:
+            names.add(arm.base_url_env)
+    return {str(name) for name in names}
+
+
+READ_VARIABLES = frozenset(_variables_the_package_reads())
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in READ_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+WriteVolume = Callable[..., Path]
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[WriteVolume]:
+    """Write a config volume: ``volume(config_text, token=..., providers=...)``."""
+    root = tmp_path / "configs"
+
+    def write(config: str | None = "model: MiniMax-M2\n", **files: str) -> Path:
+        root.mkdir(exist_ok=True)
+        if config is not None:
+            (root / "config.yaml").write_text(config)
+        names = {"token": ".auth_token", "providers": "providers.yaml"}
+        for key, text in files.items():
+            (root / names.get(key, key)).write_text(text)
+        return root
+
+    yield write
+
+
+def clean_env() -> dict[str, str]:
+    """``os.environ`` without the variables the package reads, for subprocesses."""
+    return {name: value for name, value in os.environ.items() if name not in READ_VARIABLES}
