@@ -93,7 +93,8 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "malformed YAML"
+        problem = " ".join(part for part in (exc.context, exc.problem) if part)
+        problem = problem.replace(" in the stream but", ",") or "malformed YAML"
         raise error(
             f"{file} is not valid YAML: {problem}",
             hint="fix the YAML syntax at that position",
@@ -131,6 +132,10 @@ def _record(
                     column=key_node.start_mark.column + 1,
                 )
             keys.add(key)
+            if isinstance(value_node, yaml.CollectionNode) and not value_node.flow_style:
+                # a block under a key: point at the key line, not the block's first child
+                mark = key_node.start_mark
+                document.marks[(*path, key)] = (mark.line + 1, mark.column + 1)
             _record(value_node, (*path, key), document, seen, error)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):

@@ -85,7 +85,9 @@ class ConfigError(RuntimeAdapterError):
     def __str__(self) -> str:
         text = self.message
         location = self.location
-        if location is not None and location not in text:
+        if self.file is not None and location is not None and text.startswith(self.file):
+            text = location + text[len(self.file) :]
+        elif location is not None and location not in text:
             text = f"{location}: {text}"
         if self.hint:
             text += f" ({self.hint})"
