@@ -86,9 +86,7 @@ def _write_table(plan: EnvPlan, out: TextIO) -> None:
     out.write(f"endpoint    {plan.base_url or ('SDK default (Anthropic)' if arm else '-')}\n\n")
     rows = [("VARIABLE", "ACTION", "VALUE", "SOURCE")]
     for item in plan.assignments:
-        rows.append(
-            (item.name, plan.actions[item.name].value, item.display or "-", item.source)
-        )
+        rows.append((item.name, plan.actions[item.name].value, item.display or "-", item.source))
     widths = [max(len(row[col]) for row in rows) for col in range(3)]
     for row in rows:
         cells = [row[col].ljust(widths[col]) for col in range(3)]
@@ -100,7 +98,9 @@ def _write_table(plan: EnvPlan, out: TextIO) -> None:
 
 
 def _write_shell(plan: EnvPlan, out: TextIO) -> None:
-    out.write(f"# runtime-adapter env: provider {plan.provider or '-'}, model {plan.model or '-'}\n")
+    out.write(
+        f"# runtime-adapter env: provider {plan.provider or '-'}, model {plan.model or '-'}\n"
+    )
     for item in plan.assignments:
         if item.value is None:
             out.write(f"unset {item.name}\n")

@@ -228,7 +228,9 @@ class _Inputs:
 
 def _credential_available(arm: Arm, inputs: _Inputs, token: str | None) -> bool:
     if arm.key_from == "workspace-token":
-        return bool(token) and (arm.base_url_env is None or inputs.plain(arm.base_url_env) is not None)
+        return bool(token) and (
+            arm.base_url_env is None or inputs.plain(arm.base_url_env) is not None
+        )
     return any(inputs.raw(name) is not None for name in arm.key_env)
 
 
@@ -388,8 +390,12 @@ def _missing_key(
     where = f" or as a file in {inputs.secrets.path}" if inputs.secrets.path else ""
     return ProviderError(
         f"{subject}, which needs {keys}; none is set{note}",
-        hint=(f"use {slug} for platform billing or set {arm.key_env[0]}" if slug else
-              f"set {arm.key_env[0]}") + f" in the environment{where}",
+        hint=(
+            f"use {slug} for platform billing or set {arm.key_env[0]}"
+            if slug
+            else f"set {arm.key_env[0]}"
+        )
+        + f" in the environment{where}",
         variable=arm.key_env[0],
     )
 
@@ -521,7 +527,7 @@ def plan_env(
     config: WorkspaceConfig,
     secrets: SecretsDir | None = None,
     token: str | None = None,
-    token_source: str = ".auth_token",
+    token_source: str = ".auth_token",  # noqa: S107 - a file name, not a password
 ) -> EnvPlan:
     """Plan the managed provider variables (DESIGN §5); ``ProviderError`` on a contradiction.
 
@@ -564,9 +570,9 @@ def plan_env(
 
     actions: dict[str, Action] = {}
     for name in names:
-        value = target[name]
+        planned = target[name]
         current = environ.get(name)
-        if value is None:
+        if planned is None:
             actions[name] = Action.UNSET if current is not None else Action.KEEP
             if current is not None and current.strip():
                 reason = (
@@ -576,7 +582,7 @@ def plan_env(
                 )
                 warnings.append(f"{name} was set but is removed: {reason}")
         else:
-            actions[name] = Action.KEEP if current == value else Action.SET
+            actions[name] = Action.KEEP if current == planned else Action.SET
 
     return EnvPlan(
         provider=arm.name if arm else None,
@@ -608,6 +614,8 @@ def check_applied(plan: EnvPlan, environ: Mapping[str, str]) -> None:
         for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL"):
             if not environ.get(name) and name not in wrong:
                 wrong.append(name)
-        wrong += [name for name in _ANTHROPIC_CREDENTIALS if environ.get(name) and name not in wrong]
+        wrong += [
+            name for name in _ANTHROPIC_CREDENTIALS if environ.get(name) and name not in wrong
+        ]
     if wrong:
         raise EnvGuardError(wrong)

@@ -141,7 +141,9 @@ class Arm(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> Arm:
         if self.key_from == "env" and not self.key_env:
-            raise ValueError("key_env must name at least one variable (or key_from: workspace-token)")
+            raise ValueError(
+                "key_env must name at least one variable (or key_from: workspace-token)"
+            )
         if self.anthropic:
             if self.key_from != "env":
                 raise ValueError(f"auth {self.auth} needs a key from key_env")

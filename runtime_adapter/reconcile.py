@@ -8,7 +8,7 @@ template's ``providers.yaml`` without importing the template, and calls
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -36,10 +36,14 @@ class Reconciled:
 
 
 def _module_dir(module: str) -> Path | None:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
+    """The directory holding ``module``'s file, found without importing any of it."""
+    search: list[str] | None = None
+    spec = None
+    for part in module.split("."):
+        spec = importlib.machinery.PathFinder.find_spec(part, search)
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
     if spec is None or spec.origin is None:
         return None
     return Path(spec.origin).parent

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.yaml"
-TOKEN_FILE = ".auth_token"
+TOKEN_FILE = ".auth_token"  # noqa: S105 - a file name, not a password
 PROVIDERS_FILE = "providers.yaml"
 _TOKEN_LIMIT = 16 * 1024
 
@@ -184,9 +184,7 @@ def load_config(config_dir: Path) -> WorkspaceConfig:
     return parse_config(read_yaml(config_dir / CONFIG_FILE, VolumeError))
 
 
-async def wait_for_config(
-    config_dir: Path, grace: float, *, poll: float = 0.25
-) -> WorkspaceConfig:
+async def wait_for_config(config_dir: Path, grace: float, *, poll: float = 0.25) -> WorkspaceConfig:
     """``load_config``, retried for ``grace`` seconds while the volume is still filling.
 
     A file that is missing or does not parse yet may be mid-copy; only after

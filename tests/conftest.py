@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,8 @@ def _variables_the_package_reads() -> set[str]:
     names = set(MANAGED_VARIABLES)
     for field in Settings.model_fields.values():
         alias = field.validation_alias
-        names.update(alias.choices if isinstance(alias, AliasChoices) else [str(alias)])
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        names.update(str(choice) for choice in choices)
     for arm in builtin_arms().values():
         names.update(arm.key_env)
         names.update(arm.env)
@@ -45,7 +46,7 @@ WriteVolume = Callable[..., Path]
 
 
 @pytest.fixture
-def volume(tmp_path: Path) -> Iterator[WriteVolume]:
+def volume(tmp_path: Path) -> WriteVolume:
     """Write a config volume: ``volume(config_text, token=..., providers=...)``."""
     root = tmp_path / "configs"
 
@@ -58,7 +59,7 @@ def volume(tmp_path: Path) -> Iterator[WriteVolume]:
             (root / names.get(key, key)).write_text(text)
         return root
 
-    yield write
+    return write
 
 
 def clean_env() -> dict[str, str]:

@@ -17,7 +17,7 @@ MINIMAX_KEY = "mm-test-key-0123456789abcdef"
 ANT_KEY = "sk-ant-test-0123456789"
 OAUTH = "sk-ant-oat01-test-0123456789"
 
-UNSET: dict[str, str | None] = {name: None for name in MANAGED_VARIABLES}
+UNSET: dict[str, str | None] = dict.fromkeys(MANAGED_VARIABLES)
 UNSET["API_TIMEOUT_MS"] = None
 
 
@@ -35,11 +35,11 @@ def pinned(model: str) -> dict[str, str]:
     ("model", "env", "token", "provider", "expected"),
     [
         pytest.param(
-            "claude-sonnet-4-5",
+            "claude-sonnet-5",
             {"ANTHROPIC_API_KEY": ANT_KEY},
             None,
             "anthropic",
-            {"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_MODEL": "claude-sonnet-4-5"},
+            {"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_MODEL": "claude-sonnet-5"},
             id="anthropic",
         ),
         pytest.param(
@@ -143,7 +143,7 @@ def test_base_url_env_overrides_the_arm_endpoint_and_is_named_as_source() -> Non
 
 def test_anthropic_base_url_is_accepted_as_an_operator_proxy() -> None:
     result = plan(
-        {"model": "claude-sonnet-4-5"},
+        {"model": "claude-sonnet-5"},
         {"ANTHROPIC_API_KEY": ANT_KEY, "ANTHROPIC_BASE_URL": "https://proxy.corp.example"},
     )
     assert result.target()["ANTHROPIC_BASE_URL"] == "https://proxy.corp.example"
@@ -152,7 +152,7 @@ def test_anthropic_base_url_is_accepted_as_an_operator_proxy() -> None:
 
 def test_a_stale_third_party_base_url_never_receives_an_anthropic_key() -> None:
     result = plan(
-        {"model": "claude-sonnet-4-5"},
+        {"model": "claude-sonnet-5"},
         {
             "ANTHROPIC_API_KEY": ANT_KEY,
             "ANTHROPIC_BASE_URL": "https://api.minimax.io/anthropic",
@@ -320,7 +320,7 @@ def test_stale_projection_is_overwritten_and_then_kept() -> None:
     assert first.changes() == {
         "ANTHROPIC_AUTH_TOKEN": Action.SET,
         "ANTHROPIC_BASE_URL": Action.SET,
-        **{name: Action.SET for name in pinned("x")},
+        **dict.fromkeys(pinned("x"), Action.SET),
     }
     applied = dict(env)
     apply_plan(first, applied)
@@ -420,7 +420,7 @@ def test_apply_then_guard_and_guard_catches_tampering() -> None:
     result = plan({"model": "MiniMax-M2"}, {"MINIMAX_API_KEY": MINIMAX_KEY})
     environ = {"ANTHROPIC_API_KEY": ANT_KEY, "PATH": "/bin"}
     apply_plan(result, environ)
-    assert environ == {"PATH": "/bin", **{k: v for k, v in result.values().items()}}
+    assert environ == {"PATH": "/bin", **dict(result.values().items())}
     environ["ANTHROPIC_API_KEY"] = ANT_KEY
     del environ["ANTHROPIC_BASE_URL"]
     with pytest.raises(EnvGuardError) as caught:

@@ -26,8 +26,7 @@ def test_builtin_arms_and_their_facts() -> None:
         "platform",
     ]
     facts = {
-        name: (arm.key_env, arm.auth, arm.base_url, arm.base_url_env)
-        for name, arm in arms.items()
+        name: (arm.key_env, arm.auth, arm.base_url, arm.base_url_env) for name, arm in arms.items()
     }
     assert facts == {
         "anthropic": (("ANTHROPIC_API_KEY",), "x-api-key", None, "ANTHROPIC_BASE_URL"),

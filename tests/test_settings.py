@@ -140,9 +140,7 @@ def test_missing_secrets_dir_names_the_variable(tmp_path: Path) -> None:
     assert caught.value.variable == "RUNTIME_SECRETS_DIR"
 
 
-def test_unreadable_secret_file_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_secret_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = tmp_path / "MINIMAX_API_KEY"
     secret.write_text("x")
 

@@ -68,7 +68,12 @@ def test_null_means_default(volume: WriteVolume) -> None:
         ("model: [unclosed\n", "is not valid YAML", 2, 1),
         ("model: a\nmodel: b\n", "has the key 'model' twice", 2, 1),
         ("skills:\n  - id: x\n  - [1, 2]\n", "field skills.1", 3, 5),
-        ("a: 1\n---\nb: 2\n", "is not valid YAML: expected a single document, found another document", 2, 1),
+        (
+            "a: 1\n---\nb: 2\n",
+            "is not valid YAML: expected a single document, found another document",
+            2,
+            1,
+        ),
     ],
 )
 def test_errors_name_file_line_and_column(

@@ -60,12 +60,9 @@ class FakeLLM:
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
+        # any prefix: a base URL such as http://host/anthropic or a platform proxy path
         self.app = Starlette(
-            routes=[
-                Route("/v1/messages", self._messages, methods=["POST"]),
-                Route("/v1/messages/count_tokens", self._count_tokens, methods=["POST"]),
-                Route("/{path:path}", self._other, methods=["GET", "HEAD", "POST"]),
-            ]
+            routes=[Route("/{path:path}", self._dispatch, methods=["GET", "HEAD", "POST"])]
         )
 
     @property
@@ -104,6 +101,14 @@ class FakeLLM:
             self._requests.append(entry)
             self._arrived.notify_all()
         return body if isinstance(body, dict) else {}
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        if request.method == "POST" and path.endswith("/v1/messages"):
+            return await self._messages(request)
+        if request.method == "POST" and path.endswith("/v1/messages/count_tokens"):
+            return await self._count_tokens(request)
+        return await self._other(request)
 
     async def _other(self, request: Request) -> Response:
         return Response(status_code=200 if request.method == "HEAD" else 404)
@@ -147,7 +152,7 @@ class FakeLLM:
         def event(name: str, data: dict[str, Any]) -> bytes:
             return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
-        start = {
+        start: dict[str, Any] = {
             "id": message_id,
             "type": "message",
             "role": "assistant",
@@ -160,7 +165,11 @@ class FakeLLM:
         yield event("message_start", {"type": "message_start", "message": start})
         yield event(
             "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
         )
         yield event(
             "content_block_delta",
