@@ -11,7 +11,7 @@ from pydantic import AliasChoices
 
 from runtime_adapter import MANAGED_VARIABLES, Settings, builtin_arms
 
-pytest_plugins = ["anyio"]
+pytest_plugins = ["anyio", "runtime_adapter.testing.fixtures"]
 
 
 def _variables_the_package_reads() -> set[str]:

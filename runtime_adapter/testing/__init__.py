@@ -1,8 +1,22 @@
-"""Test helpers that ship with the package, for this project and for template authors."""
+"""Test helpers that ship with the package, for this project and for template authors.
+
+``PlatformEmulator`` behaves like the Molecule workspace server's registry;
+``FakeLLM`` like an Anthropic-compatible endpoint. Fixtures for both ways of
+driving the emulator are in ``runtime_adapter.testing.fixtures``.
+"""
 
 from __future__ import annotations
 
 from ._serve import serve_in_thread
 from .fake_llm import FakeLLM, LLMRequest
+from .platform import Fault, PlatformCall, PlatformEmulator, WorkspaceRecord
 
-__all__ = ["FakeLLM", "LLMRequest", "serve_in_thread"]
+__all__ = [
+    "FakeLLM",
+    "Fault",
+    "LLMRequest",
+    "PlatformCall",
+    "PlatformEmulator",
+    "WorkspaceRecord",
+    "serve_in_thread",
+]

@@ -20,7 +20,13 @@ def serve_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0) -> Iterato
     For tests and local tools: the server stops when the block ends.
     """
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", ws="none"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        interface="asgi3",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test-server", daemon=True)
