@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     env.add_argument("--format", choices=("table", "json", "shell"), default="table")
 
+    platform = commands.add_parser(
+        "platform",
+        help="serve the platform emulator alone (for testing an adapter from another shell)",
+        description="Serve the Molecule-like platform emulator; one log line per request.",
+    )
+    platform.add_argument("--host", default="127.0.0.1")
+    platform.add_argument("--port", type=int, default=8080)
+    platform.add_argument(
+        "--deploy-mode", choices=("saas", "self-hosted", "local"), default="local"
+    )
+
     run = commands.add_parser(
         "exec",
         help="reconcile, then replace this process with CMD under the reconciled environment",
@@ -183,8 +194,40 @@ def _cmd_exec(args: argparse.Namespace) -> int:
         return 126
 
 
+def _cmd_platform(args: argparse.Namespace) -> int:
+    import uvicorn  # only this command serves
+
+    from .testing.platform import PlatformCall, PlatformEmulator
+
+    emulator = PlatformEmulator(deploy_mode=args.deploy_mode)
+
+    def log(call: PlatformCall) -> None:
+        workspace = ""
+        if isinstance(call.body, dict):
+            workspace = str(call.body.get("workspace_id") or call.body.get("id") or "")
+        auth = call.authorization or "no-auth"
+        sys.stdout.write(f"{call.method} {call.path} {call.status} {workspace or '-'} {auth}\n")
+        sys.stdout.flush()
+
+    emulator.on_call = log
+    sys.stdout.write(
+        f"platform emulator ({args.deploy_mode}) on http://{args.host}:{args.port}; Ctrl-C stops\n"
+    )
+    sys.stdout.flush()
+    uvicorn.run(
+        emulator.app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        lifespan="off",
+        ws="none",
+        interface="asgi3",
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers = {"env": _cmd_env, "exec": _cmd_exec}
+    handlers = {"env": _cmd_env, "exec": _cmd_exec, "platform": _cmd_platform}
     return handlers[args.command](args)

@@ -281,3 +281,41 @@ def test_template_providers_file_is_found_beside_adapter_module(
     }
     done = run_cli("env", "--format", "json", env=env)
     assert json.loads(done.stdout)["provider"] == "acme", done.stderr
+
+
+def test_platform_command_serves_the_emulator_and_logs_each_request() -> None:
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime_adapter", "platform", "--port", str(port)],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/registry/register",
+                    json={"id": "ws-1", "url": f"http://127.0.0.1:{port}", "agent_card": {}},
+                    timeout=2,
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.1)
+        token = answer.json()["auth_token"]
+    finally:
+        process.send_signal(2)  # Ctrl-C
+        out, err = process.communicate(timeout=10)
+    assert process.returncode == 0, err
+    assert token not in out + err
+    assert "POST /registry/register 200 ws-1 no-auth" in out
