@@ -18,7 +18,7 @@ from .errors import ConfigError
 
 MAX_YAML_BYTES = 1024 * 1024
 
-Path_ = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
 
 
 @dataclass
@@ -27,9 +27,9 @@ class Document:
 
     file: Path
     data: Any
-    marks: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    marks: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
 
-    def position(self, path: Path_) -> tuple[int | None, int | None]:
+    def position(self, path: KeyPath) -> tuple[int | None, int | None]:
         """Position of the value at ``path``, or of its nearest parent that has one."""
         while True:
             if path in self.marks:
@@ -113,7 +113,7 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
 
 
 def _record(
-    node: yaml.Node, path: Path_, document: Document, seen: set[int], error: ErrorFactory
+    node: yaml.Node, path: KeyPath, document: Document, seen: set[int], error: ErrorFactory
 ) -> None:
     document.marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if id(node) in seen:  # an alias: already walked; also stops alias bombs

@@ -22,7 +22,7 @@ from ._version import __version__
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError, EnvGuardError, fingerprint
 from .reconcile import reconcile
-from .settings import Settings, load_settings
+from .settings import load_settings
 from .volume import wait_for_config
 
 __all__ = ["EX_CONFIG", "main"]
@@ -131,14 +131,6 @@ def _write_shell(plan: EnvPlan, out: TextIO) -> None:
         out.write(f"# warning: {warning}\n")
 
 
-def _settings() -> Settings | None:
-    try:
-        return load_settings()
-    except ConfigError as error:
-        _fail(str(error))
-        return None
-
-
 def _cmd_env(args: argparse.Namespace) -> int:
     try:
         plan = reconcile(load_settings(), os.environ).plan
@@ -163,10 +155,8 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     if not argv:
         _fail("exec needs a command: runtime-adapter exec -- CMD [ARG...]")
         return 2
-    settings = _settings()
-    if settings is None:
-        return EX_CONFIG
     try:
+        settings = load_settings()
         config = anyio.run(wait_for_config, settings.config_path, settings.config_grace_seconds)
         plan = reconcile(settings, os.environ, config).plan
         environ = dict(os.environ)
