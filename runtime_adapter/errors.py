@@ -4,29 +4,43 @@ Every exception the package raises on purpose derives from
 ``RuntimeAdapterError``. Branches follow what the caller does next::
 
     RuntimeAdapterError
-    ├── ConfigError          an operator must change an input: report it, wait for a change
-    │   ├── SettingsError    an environment variable has a bad value
-    │   ├── VolumeError      a file on the config volume is missing or malformed
-    │   └── ProviderError    the provider environment cannot be planned
-    └── EnvGuardError        the applied environment lacks what the plan promised (a bug)
+    ├── ConfigError            an operator must change an input: report it, wait for a change
+    │   ├── SettingsError      an environment variable has a bad value
+    │   ├── VolumeError        a file on the config volume is missing or malformed
+    │   └── ProviderError      the provider environment cannot be planned
+    ├── EnvGuardError          the applied environment lacks what the plan promised (a bug)
+    └── PlatformError          a platform call failed; ``kind`` is its sample-error kind
+        ├── PlatformUnavailable    network error, timeout, 408, 429, 5xx: back off, retry
+        ├── PlatformAuthError      401: reload the token file, retry once
+        ├── WorkspaceUnknown       404 / unknown workspace: register again
+        └── PlatformRejected       any other 4xx (e.g. a refused URL): report, no tight retry
 
 Nothing here may put a secret value into a message: callers pass
-fingerprints (``fingerprint``), never values.
+fingerprints (``fingerprint``), never values, and ``Redactor`` scrubs text
+that came from elsewhere (an upstream error body) before it is shown.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ConfigError",
     "EnvGuardError",
+    "PlatformAuthError",
+    "PlatformError",
+    "PlatformRejected",
+    "PlatformUnavailable",
     "ProviderError",
+    "Redactor",
     "RuntimeAdapterError",
     "SettingsError",
     "VolumeError",
+    "WorkspaceUnknown",
     "fingerprint",
 ]
 
@@ -34,6 +48,33 @@ __all__ = [
 def fingerprint(secret: str) -> str:
     """``sha256:<first 8 hex>`` of a secret: enough to compare, never enough to use."""
     return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+_KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|eyJ[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_.\-]+)")
+_BEARER = re.compile(r"(?i)\b(bearer|x-api-key[\"']?\s*[:=])\s*[\"']?([A-Za-z0-9_\-.~+/=]{8,})")
+
+
+class Redactor:
+    """Replaces every known secret, and anything shaped like a key, with its fingerprint.
+
+    Known secrets are the values in play (provider keys, the platform token);
+    shapes catch a key echoed back by an upstream we never gave it to.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self.add(*secrets)
+
+    def add(self, *secrets: str | None) -> None:
+        # very short values would turn ordinary words into fingerprints
+        self._secrets.update(secret for secret in secrets if secret and len(secret) >= 6)
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret in text:
+                text = text.replace(secret, fingerprint(secret))
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {fingerprint(m.group(2))}", text)
+        return _KEY_LIKE.sub(lambda m: fingerprint(m.group(1)), text)
 
 
 class RuntimeAdapterError(Exception):
@@ -135,3 +176,46 @@ class EnvGuardError(RuntimeAdapterError):
             "the applied provider environment does not hold what the plan set: "
             + ", ".join(variables)
         )
+
+
+class PlatformError(RuntimeAdapterError):
+    """A platform call failed. ``kind`` is the sample-error kind (DESIGN §8);
+    ``status`` the HTTP status (None: no answer); ``retry_after`` in seconds."""
+
+    kind = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        kind: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.endpoint = endpoint
+        self.status = status
+        self.retry_after = retry_after
+        if kind is not None:
+            self.kind = kind
+        status_text = f"{status} " if status is not None else ""
+        super().__init__(f"{endpoint}: {status_text}{message}")
+
+
+class PlatformUnavailable(PlatformError):
+    """No usable answer now (network, timeout, 408, 429, 5xx): back off and retry."""
+
+
+class PlatformAuthError(PlatformError):
+    """401: the token is missing, revoked or rotated."""
+
+    kind = "auth_failed"
+
+
+class WorkspaceUnknown(PlatformError):
+    """404: the platform does not know this workspace (it forgot it): register again."""
+
+
+class PlatformRejected(PlatformError):
+    """Any other 4xx: the platform refused the request as it is; retrying it now won't help."""

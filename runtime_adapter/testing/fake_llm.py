@@ -40,6 +40,16 @@ class LLMRequest:
     headers: dict[str, str] = field(repr=False)
 
 
+_ERRORS = {
+    400: ("invalid_request_error", "bad request"),
+    401: ("authentication_error", "invalid api key"),
+    403: ("permission_error", "this key may not use this model"),
+    404: ("not_found_error", "model not found"),
+    429: ("rate_limit_error", "rate limit exceeded"),
+    529: ("overloaded_error", "overloaded"),
+}
+
+
 def _redact_credential(value: str | None) -> str | None:
     if value is None:
         return None
@@ -51,12 +61,20 @@ class FakeLLM:
     """An Anthropic-compatible fake: ``FakeLLM().app`` is the ASGI app.
 
     ``refuse_key`` makes every request answer 401 (the bad-key path);
+    ``error_status`` any other error status (403, 429, 500, 529 ...);
     ``reply`` is the text the model answers with.
     """
 
-    def __init__(self, *, reply: str = "Hello from the fake LLM.", refuse_key: bool = False):
+    def __init__(
+        self,
+        *,
+        reply: str = "Hello from the fake LLM.",
+        refuse_key: bool = False,
+        error_status: int | None = None,
+    ):
         self.reply = reply
         self.refuse_key = refuse_key
+        self.error_status = error_status
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -118,13 +136,12 @@ class FakeLLM:
 
     async def _messages(self, request: Request) -> Response:
         body = await self._record(request)
-        if self.refuse_key:
+        status = 401 if self.refuse_key else self.error_status
+        if status is not None:
+            kind, message = _ERRORS.get(status, ("api_error", "internal server error"))
             return JSONResponse(
-                {
-                    "type": "error",
-                    "error": {"type": "authentication_error", "message": "invalid api key"},
-                },
-                status_code=401,
+                {"type": "error", "error": {"type": kind, "message": message}},
+                status_code=status,
             )
         model = str(body.get("model") or "fake-model")
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
