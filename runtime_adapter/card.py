@@ -1,0 +1,71 @@
+"""The agent card (A2A 1.0 shape, DESIGN §7), built from the workspace config.
+
+The card must parse strictly as a2a-sdk's ``AgentCard``: no top-level
+``url`` (the advertised URL lives in ``supportedInterfaces``), and no field
+the protobuf does not define.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .volume import SkillConfig, WorkspaceConfig
+
+__all__ = ["A2A_PROTOCOL_VERSION", "build_card", "minimal_card"]
+
+A2A_PROTOCOL_VERSION = "1.0"
+_TEXT = ["text/plain"]
+
+
+def _skill(skill: SkillConfig) -> dict[str, Any]:
+    return {
+        "id": skill.id,
+        "name": skill.name or skill.id,
+        "description": skill.description,
+        "tags": list(skill.tags),
+        "examples": list(skill.examples),
+    }
+
+
+def build_card(
+    config: WorkspaceConfig,
+    url: str,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    skills: Sequence[SkillConfig] | None = None,
+    provider: dict[str, str] | None = None,
+    default_name: str = "agent",
+) -> dict[str, Any]:
+    """The card served at ``/.well-known/agent-card.json`` and sent to the platform.
+
+    ``name``/``description``/``skills`` are the adapter's overrides; the
+    config's values are used otherwise.
+    """
+    card: dict[str, Any] = {
+        "name": name or config.name or default_name,
+        "description": description if description is not None else config.description,
+        "version": config.version,
+        "supportedInterfaces": [
+            {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": A2A_PROTOCOL_VERSION}
+        ],
+        "capabilities": {
+            "streaming": config.a2a.streaming,
+            "pushNotifications": config.a2a.push_notifications,
+        },
+        "defaultInputModes": list(_TEXT),
+        "defaultOutputModes": list(_TEXT),
+        "skills": [_skill(s) for s in (skills if skills is not None else config.skills)],
+    }
+    if provider:
+        card["provider"] = {
+            "organization": provider.get("organization", ""),
+            "url": provider.get("url", ""),
+        }
+    return card
+
+
+def minimal_card(name: str, url: str, description: str = "") -> dict[str, Any]:
+    """The card of a workspace that could not boot (no config to build from)."""
+    return build_card(WorkspaceConfig(), url, name=name, description=description)
