@@ -1,0 +1,107 @@
+"""The platform bearer token: read from ``.auth_token``, noticed when it changes,
+saved atomically (0600) when the platform issues one.
+
+The provisioner rewrites the file on every restart and revokes the old
+token, so the file is the source of truth: ``refresh`` re-reads it when its
+identity (inode, size, mtime) changes. A token the platform issued is kept
+in memory first, then written; a read-only or full volume costs a warning,
+never the token. The value is never logged: fingerprints only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import VolumeError, fingerprint
+from .volume import TOKEN_FILE, read_token
+
+__all__ = ["TokenStore"]
+
+log = logging.getLogger(__name__)
+
+
+class TokenStore:
+    """The current token of one workspace, backed by ``<config_dir>/.auth_token``.
+
+    Blocking file I/O: call ``refresh`` and ``save`` from a worker thread in
+    async code.
+    """
+
+    def __init__(self, config_dir: Path) -> None:
+        self.path = config_dir / TOKEN_FILE
+        self._token: str | None = None
+        self._signature: tuple[int, int, int] | None = None
+        self.persisted = True
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @property
+    def fingerprint(self) -> str | None:
+        return fingerprint(self._token) if self._token else None
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+    def refresh(self) -> bool:
+        """Re-read the file if it appeared or changed; True when the token changed.
+
+        A file that vanished or is unreadable keeps the token in memory: a
+        provisioner mid-rewrite must not make us forget it.
+        """
+        signature = self._stat()
+        if signature is None or signature == self._signature:
+            return False
+        try:
+            token = read_token(self.path.parent)
+        except VolumeError as error:
+            log.warning("token file unusable, keeping the current token: %s", error)
+            return False
+        self._signature = signature
+        if token is None or token == self._token:
+            return False
+        self._token = token
+        log.info("platform token loaded from %s (%s)", self.path, self.fingerprint)
+        return True
+
+    def save(self, token: str) -> bool:
+        """Adopt a platform-issued token and persist it atomically with mode 0600.
+
+        Returns False (token kept in memory, warning logged) when the volume
+        cannot take it: read-only, full, or not writable by this user.
+        """
+        self._token = token
+        temporary: str | None = None
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".auth_token.", dir=self.path.parent)
+            try:
+                os.fchmod(handle, 0o600)
+                os.write(handle, (token + "\n").encode())
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+            os.replace(temporary, self.path)
+        except OSError as error:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
+            self.persisted = False
+            log.warning(
+                "cannot save the platform token (%s) to %s: %s; keeping it in memory, "
+                "it is lost on restart unless the provisioner writes it",
+                self.fingerprint,
+                self.path,
+                error.strerror or error,
+            )
+            return False
+        self.persisted = True
+        self._signature = self._stat()
+        log.info("platform token saved to %s (%s)", self.path, self.fingerprint)
+        return True
