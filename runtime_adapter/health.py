@@ -227,14 +227,16 @@ class Health:
 
     # -- reporting ----------------------------------------------------------------
 
-    def record_success(self, source: Source) -> None:
-        """A success from ``source``: clears its sticky error; counts as an LLM outcome."""
+    def record_success(self, source: Source, *, keep: frozenset[str] = frozenset()) -> None:
+        """A success from ``source``: clears its sticky error (unless its kind is in
+        ``keep``); an LLM success also counts in the error window."""
         if source in _LLM_SOURCES:
             self._outcome(True)
             # one good LLM answer proves the credential, whichever path saw the error
             cleared = [key for key in self._errors if key in _LLM_SOURCES]
         else:
             cleared = [source] if source in self._errors else []
+        cleared = [key for key in cleared if self._errors[key].kind not in keep]
         for key in cleared:
             del self._errors[key]
         if cleared:

@@ -130,6 +130,7 @@ class PlatformEmulator:
         self._calls: list[PlatformCall] = []
         self._faults: dict[str, Fault] = {}
         self._latency: dict[str, float] = {}
+        self._outage: tuple[float, int] | None = None
         self._lock = threading.Lock()
         self.on_call: Callable[[PlatformCall], None] | None = None
         routes = [
@@ -160,12 +161,18 @@ class PlatformEmulator:
         with self._lock:
             self._latency[path] = seconds
 
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """Answer every ``/registry/*`` request with ``status`` for ``seconds`` of ``clock``."""
+        with self._lock:
+            self._outage = (self.clock() + seconds, status)
+
     def restart(self) -> None:
         """Forget every workspace, token and fault: a platform restart with a lost database."""
         with self._lock:
             self.workspaces.clear()
             self._faults.clear()
             self._latency.clear()
+            self._outage = None
 
     def provision(
         self, workspace_id: str, *, token_path: Path | None = None, url: str | None = None
@@ -233,6 +240,10 @@ class PlatformEmulator:
                 fault.count -= 1
             else:
                 fault = None
+            if self._outage is not None and path.startswith("/registry/"):
+                until, outage_status = self._outage
+                if self.clock() < until:
+                    fault = Fault(count=0, status=outage_status)
         if delay:
             await anyio.sleep(delay)
         try:

@@ -1,0 +1,241 @@
+"""Registration and the heartbeat loop (DESIGN §7).
+
+The first heartbeat goes right after the first register attempt, whatever
+its outcome; a refused or failed registration is retried in the background
+while heartbeats continue. Beats come every interval ±10 %, and within a
+second of a health change (coalesced). A failed beat backs off with full
+jitter up to a cap, honouring ``Retry-After``. The loop never dies: an
+unexpected exception is logged and the loop goes on. Every beat carries the
+full state and the agent card.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
+
+from .errors import (
+    PlatformAuthError,
+    PlatformError,
+    PlatformRejected,
+    PlatformUnavailable,
+    WorkspaceUnknown,
+)
+from .health import Health, classify
+from .platform import PlatformClient, PlatformWait, backoff_delay
+
+__all__ = ["Heartbeat", "RuntimeStatus", "heartbeat_body"]
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+_KEEP_ON_BEAT = frozenset({"registration_failed"})  # only a successful register clears it
+
+
+@dataclass
+class RuntimeStatus:
+    """What the agent reports about its work, carried in every heartbeat."""
+
+    active_tasks: int = 0
+    current_task: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def heartbeat_body(
+    workspace_id: str,
+    card: dict[str, Any],
+    health: Health,
+    status: RuntimeStatus,
+    uptime_seconds: float,
+) -> dict[str, Any]:
+    """The full heartbeat: every field, every time, so the platform's view is never reset."""
+    error = health.current()
+    return {
+        "workspace_id": workspace_id,
+        "agent_card": card,
+        "error_rate": health.error_rate(),
+        "sample_error": error.summary() if error else "",
+        "sample_error_detail": error.detail() if error else None,
+        "runtime_state": health.runtime_state,
+        "active_tasks": int(status.active_tasks),
+        "current_task": status.current_task,
+        "uptime_seconds": int(uptime_seconds),
+        "runtime_metadata": dict(status.metadata),
+    }
+
+
+class Heartbeat:
+    """Registers with the platform and heartbeats until cancelled.
+
+    ``card`` and ``status`` are called for every beat, so the platform sees the
+    current card and work. ``sleep``, ``clock`` and ``rng`` are injectable so
+    tests run the schedule in simulated time.
+    """
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        health: Health,
+        *,
+        url: str,
+        card: Callable[[], dict[str, Any]],
+        interval: float = 30.0,
+        status: Callable[[], RuntimeStatus] = RuntimeStatus,
+        backoff_cap: float = 60.0,
+        register_cap: float = 300.0,
+        coalesce: float = 0.2,
+        sleep: Sleep = anyio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.client = client
+        self.health = health
+        self.url = url
+        self.card = card
+        self.interval = interval
+        self.status = status
+        self.backoff_cap = backoff_cap
+        self.register_cap = register_cap
+        self.coalesce = coalesce
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng
+        self._started = clock()
+        self.registered = False
+        self.beats_sent = 0
+        self._registering = False
+
+    # -- registration -----------------------------------------------------------------
+
+    async def register_once(self) -> bool:
+        """One register attempt; the outcome goes to ``health``; True on success."""
+        try:
+            await self._register()
+        except PlatformError:
+            return False
+        return True
+
+    async def _register(self) -> None:
+        try:
+            issued = await self.client.register(self.url, self.card())
+        except PlatformError as error:
+            self.health.record_failure(classify(error, "platform"))
+            log.warning("register as %s failed: %s", self.url, error)
+            if isinstance(error, PlatformRejected):
+                # older platforms read the card only from register and update-card
+                try:
+                    await self.client.update_card(self.card())
+                except PlatformError as card_error:
+                    log.info("update-card after a refused register failed: %s", card_error)
+            raise
+        self.registered = True
+        self.health.record_success("platform")
+        log.info("registered as %s%s", self.url, " (token issued)" if issued else "")
+
+    async def _register_until_done(self) -> None:
+        """Retry registration in the background with backoff until it succeeds."""
+        if self._registering:
+            return
+        self._registering = True
+        try:
+            # the attempt that just failed counts as the first: wait before the next
+            await self._sleep(backoff_delay(0, cap=self.register_cap, rng=self._rng))
+            retrying = AsyncRetrying(
+                retry=retry_if_exception_type(PlatformError),
+                wait=PlatformWait(cap=self.register_cap, rng=self._rng),
+                stop=stop_never,
+                sleep=self._sleep,
+                reraise=True,
+            )
+            async for attempt in retrying:
+                with attempt:
+                    if not self.registered:
+                        await self._register()
+        finally:
+            self._registering = False
+
+    # -- heartbeats -------------------------------------------------------------------
+
+    def body(self) -> dict[str, Any]:
+        return heartbeat_body(
+            self.client.workspace_id,
+            self.card(),
+            self.health,
+            self.status(),
+            self._clock() - self._started,
+        )
+
+    async def beat(self) -> None:
+        """One heartbeat, no retry; a success clears platform errors other than a refused
+        registration."""
+        await self.client.heartbeat(self.body())
+        self.beats_sent += 1
+        self.health.record_success("platform", keep=_KEEP_ON_BEAT)
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        delay = state.upcoming_sleep
+        log.warning("heartbeat failed (%s); next try in %.1f s", error, delay)
+
+    async def _beat_with_backoff(self) -> None:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((PlatformUnavailable, PlatformAuthError)),
+            wait=PlatformWait(cap=self.backoff_cap, rng=self._rng),
+            stop=stop_never,
+            sleep=self._sleep,
+            before_sleep=self._before_retry,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self.beat()
+
+    async def _wait_next(self, version: int) -> None:
+        """Sleep one interval ±10 %, or until health changes (then coalesce briefly)."""
+        delay = self.interval * (0.9 + 0.2 * self._rng())
+        async with anyio.create_task_group() as group:
+
+            async def interval() -> None:
+                await self._sleep(delay)
+                group.cancel_scope.cancel()
+
+            async def change() -> None:
+                await self.health.wait_changed(version)
+                await self._sleep(self.coalesce)
+                group.cancel_scope.cancel()
+
+            group.start_soon(interval)
+            group.start_soon(change)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Register, then heartbeat forever; ``task_status.started()`` after the first
+        register attempt."""
+        async with anyio.create_task_group() as group:
+            if not await self.register_once():
+                group.start_soon(self._register_until_done)
+            task_status.started()
+            while True:
+                version = self.health.version
+                try:
+                    await self._beat_with_backoff()
+                except WorkspaceUnknown:
+                    log.warning("the platform does not know this workspace; registering again")
+                    self.registered = False
+                    if await self.register_once():
+                        continue  # beat again right away with the new registration
+                    group.start_soon(self._register_until_done)
+                except PlatformRejected as error:
+                    # a 4xx other than 401/404/408/429: not retried in a tight loop
+                    self.health.record_failure(classify(error, "platform"))
+                    log.warning("heartbeat refused: %s", error)
+                except Exception:  # the loop never dies
+                    log.exception("unexpected error in the heartbeat loop; continuing")
+                await self._wait_next(version)
