@@ -1,0 +1,51 @@
+"""Simulated time for schedules: ``sleep`` waits on a virtual clock that a driver
+advances only when every task is blocked, so 30 s of outage take milliseconds."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable
+
+import anyio
+
+T0 = 1_800_000_000.0
+
+
+class VirtualTime:
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._cancelled: set[int] = set()
+        self._ids = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        wake = self.now + max(0.0, delay)
+        entry = next(self._ids)
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (wake, entry, event))
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():
+                self._cancelled.add(entry)
+
+    async def run_until(self, done: Callable[[], bool], limit: float = 3600.0) -> None:
+        """Advance virtual time sleeper by sleeper until ``done()``; fail past ``limit``."""
+        deadline = self.now + limit
+        while True:
+            await anyio.wait_all_tasks_blocked()
+            if done():
+                return
+            while self._sleepers and self._sleepers[0][1] in self._cancelled:
+                heapq.heappop(self._sleepers)
+            if not self._sleepers:
+                raise AssertionError("nothing is sleeping and the condition is not met")
+            wake, _, event = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake)
+            if self.now > deadline:
+                raise AssertionError(f"condition not met within {limit} s of virtual time")
+            event.set()
