@@ -22,7 +22,7 @@ from ._version import __version__
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError, EnvGuardError, fingerprint
 from .reconcile import reconcile
-from .settings import load_settings
+from .settings import Settings, load_settings
 from .volume import wait_for_config
 
 __all__ = ["EX_CONFIG", "main"]
@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         "the secrets directory, and print it. Secret values appear as fingerprints only.",
     )
     env.add_argument("--format", choices=("table", "json", "shell"), default="table")
+
+    commands.add_parser(
+        "run",
+        help="the container main process: boot, serve, register, heartbeat until SIGTERM",
+        description="Boot the workspace and stay up until SIGTERM/SIGINT (DESIGN §9).",
+    )
 
     platform = commands.add_parser(
         "platform",
@@ -216,8 +222,41 @@ def _cmd_platform(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    environ = dict(os.environ)  # every plan is made from the environment we started with
+    missing = [
+        name for name in ("WORKSPACE_ID", "PLATFORM_URL") if not environ.get(name, "").strip()
+    ]
+    if missing:
+        _fail(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set: without "
+            "them nothing can be reported to the platform (set them in the container's "
+            "environment)"
+        )
+        return EX_CONFIG
+    from .lifecycle import Runtime
+    from .logs import setup_logging
+
+    try:
+        settings = load_settings()
+        problem: ConfigError | None = None
+    except ConfigError as error:
+        # still report: a process that exits on a bad variable is a crash loop
+        problem = error
+        settings = Settings.model_construct(
+            workspace_id=environ["WORKSPACE_ID"].strip(),
+            platform_url=environ["PLATFORM_URL"].strip().rstrip("/"),
+        )
+    setup_logging(settings.log_format, settings.log_level)
+    runtime = Runtime(settings, environ)
+    if problem is not None:
+        runtime.settings_error = problem
+    anyio.run(runtime.run)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers = {"env": _cmd_env, "exec": _cmd_exec, "platform": _cmd_platform}
+    handlers = {"env": _cmd_env, "exec": _cmd_exec, "platform": _cmd_platform, "run": _cmd_run}
     return handlers[args.command](args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import VolumeError, fingerprint
@@ -30,8 +31,9 @@ class TokenStore:
     async code.
     """
 
-    def __init__(self, config_dir: Path) -> None:
+    def __init__(self, config_dir: Path, *, on_token: Callable[[str], None] | None = None) -> None:
         self.path = config_dir / TOKEN_FILE
+        self.on_token = on_token  # e.g. teach the log redactor the new value
         self._token: str | None = None
         self._signature: tuple[int, int, int] | None = None
         self.persisted = True
@@ -43,6 +45,11 @@ class TokenStore:
     @property
     def fingerprint(self) -> str | None:
         return fingerprint(self._token) if self._token else None
+
+    def _adopt(self, token: str) -> None:
+        if self.on_token is not None:
+            self.on_token(token)
+        self._token = token
 
     def _stat(self) -> tuple[int, int, int] | None:
         try:
@@ -68,7 +75,7 @@ class TokenStore:
         self._signature = signature
         if token is None or token == self._token:
             return False
-        self._token = token
+        self._adopt(token)
         log.info("platform token loaded from %s (%s)", self.path, self.fingerprint)
         return True
 
@@ -78,7 +85,7 @@ class TokenStore:
         Returns False (token kept in memory, warning logged) when the volume
         cannot take it: read-only, full, or not writable by this user.
         """
-        self._token = token
+        self._adopt(token)
         temporary: str | None = None
         try:
             handle, temporary = tempfile.mkstemp(prefix=".auth_token.", dir=self.path.parent)

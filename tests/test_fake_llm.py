@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import anthropic
 import pytest
 
@@ -11,8 +13,9 @@ from runtime_adapter.testing import FakeLLM, serve_in_thread
 
 def test_streaming_and_refusal_through_the_official_sdk() -> None:
     llm = FakeLLM(reply="streamed words")
-    with serve_in_thread(llm.app) as url:
+    with contextlib.ExitStack() as stack, serve_in_thread(llm.app) as url:
         client = anthropic.Anthropic(base_url=url, auth_token="fake-token", max_retries=0)
+        stack.enter_context(client)
         with client.messages.stream(
             model="MiniMax-M2", max_tokens=8, messages=[{"role": "user", "content": "hi"}]
         ) as stream:

@@ -43,11 +43,11 @@ def llm() -> Iterator[tuple[FakeLLM, str]]:
 def sdk_error(llm: tuple[FakeLLM, str], status: int) -> Exception:
     fake, url = llm
     fake.error_status = status
-    client = anthropic.Anthropic(base_url=url, auth_token=KEY, max_retries=0, timeout=5)
     try:
-        client.messages.create(
-            model="MiniMax-M2", max_tokens=1, messages=[{"role": "user", "content": "x"}]
-        )
+        with anthropic.Anthropic(base_url=url, auth_token=KEY, max_retries=0, timeout=5) as client:
+            client.messages.create(
+                model="MiniMax-M2", max_tokens=1, messages=[{"role": "user", "content": "x"}]
+            )
     except anthropic.APIError as error:
         return error
     finally:

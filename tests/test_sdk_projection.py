@@ -75,12 +75,12 @@ def test_sdk_sends_projected_credential_to_projected_base_url(
 
     with mock.patch.dict(os.environ, environ, clear=False):
         apply_plan(result, os.environ)
-        client = anthropic.Anthropic(max_retries=0, timeout=10)
-        reply = client.messages.create(
-            model=os.environ["ANTHROPIC_MODEL"],
-            max_tokens=8,
-            messages=[{"role": "user", "content": "ping"}],
-        )
+        with anthropic.Anthropic(max_retries=0, timeout=10) as client:
+            reply = client.messages.create(
+                model=os.environ["ANTHROPIC_MODEL"],
+                max_tokens=8,
+                messages=[{"role": "user", "content": "ping"}],
+            )
     assert reply.content[0].type == "text"
     assert reply.content[0].text == "pong"
 

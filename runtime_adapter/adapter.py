@@ -1,0 +1,231 @@
+"""The adapter API for template authors (DESIGN §10), and adapter discovery.
+
+A template subclasses ``BaseAdapter`` and overrides only what differs; a
+subclass that sets nothing but ``name`` is a valid adapter. Discovery is
+``ADAPTER_MODULE`` (``pkg.module`` or ``pkg.module:Class``) or the entry
+point in group ``runtime_adapter.adapters`` named after config ``runtime``;
+writing a template needs no change to this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar, final
+
+import anyio
+
+from .envplan import EnvPlan
+from .errors import ConfigError
+from .health import Health, LLMContext, classify
+from .heartbeat import RuntimeStatus
+from .settings import Settings
+from .volume import SkillConfig, WorkspaceConfig
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+__all__ = ["AdapterContext", "BaseAdapter", "discover_adapter", "load_adapter_class"]
+
+ENTRY_POINT_GROUP = "runtime_adapter.adapters"
+PROBE_TIMEOUT = 10.0
+# the cheapest current model for the probe when the plan pins none (Anthropic arms)
+DEFAULT_PROBE_MODEL = "claude-haiku-4-5"
+
+
+@dataclass
+class AdapterContext:
+    """What an adapter is given: settings, config, the env plan, and the reporter.
+
+    Report every LLM call's outcome with ``report_success`` / ``report_error``
+    (a 401 becomes an ``auth_failed`` sample error in the next heartbeat,
+    within a second), and the work in progress with ``task``.
+    """
+
+    settings: Settings
+    config: WorkspaceConfig
+    plan: EnvPlan
+    health: Health
+    status: RuntimeStatus = field(default_factory=RuntimeStatus)
+    redact: Callable[[str], str] = str
+    start_soon: Callable[[Callable[[], Awaitable[Any]]], None] | None = None
+
+    @property
+    def llm(self) -> LLMContext:
+        return LLMContext.from_plan(self.plan)
+
+    def report_success(self) -> None:
+        """An LLM call succeeded: clears a sticky LLM error, counts in error_rate."""
+        self.health.record_success("llm_call")
+
+    def report_error(self, error: BaseException) -> None:
+        """An LLM call failed: classified into a structured sample error (redacted)."""
+        self.health.record_failure(classify(error, "llm_call", self.llm, redact=self.redact))
+
+    @contextmanager
+    def task(self, description: str) -> Iterator[None]:
+        """Count one task as active (and current) for the duration of the block."""
+        self.status.active_tasks += 1
+        previous = self.status.current_task
+        self.status.current_task = description[:200]
+        try:
+            yield
+        finally:
+            self.status.active_tasks -= 1
+            self.status.current_task = previous if self.status.active_tasks else ""
+
+
+class BaseAdapter:
+    """Base class of every runtime adapter.
+
+    Contract (what is called when):
+
+    - ``probe(ctx)`` once after the provider env is applied, before ``start``:
+      one cheap LLM request, no retries, bounded by ``PROBE_TIMEOUT``. Raise
+      to report (the exception is classified); return to pass. The default
+      sends one 1-token message through the official anthropic SDK, which
+      reads the applied variables itself.
+    - ``start(ctx)`` once; return when the agent can take work (bounded by
+      ``start_timeout``). Long-running work goes into ``ctx.start_soon``.
+      An exception is a failed boot: reported, and retried when the config
+      volume or secrets change.
+    - ``routes(ctx)`` after ``start``: Starlette routes (A2A JSON-RPC ...)
+      served next to ``/health`` and the agent card.
+    - ``stop()`` once at shutdown, bounded by ``stop_timeout``; it may be
+      cancelled.
+
+    Identity (``name``, ``display_name``, ``description``) and ``skills``
+    override the config's values in the agent card. A ``providers.yaml`` next
+    to the adapter's module adds or overrides provider arms.
+    """
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str | None] = None
+    description: ClassVar[str | None] = None
+    start_timeout: ClassVar[float] = 60.0
+    stop_timeout: ClassVar[float] = 5.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not isinstance(cls.__dict__.get("name", cls.name), str):
+            raise TypeError(f"{cls.__name__}.name must be a string")
+
+    def skills(self, config: WorkspaceConfig) -> Sequence[SkillConfig]:
+        """The card's skills; default: the config's ``skills``."""
+        return config.skills
+
+    async def probe(self, ctx: AdapterContext) -> None:
+        """The credential probe (see the class docstring). Skipped without a provider."""
+        if ctx.plan.provider is None:
+            return
+        import anthropic  # imported only now: after the env is applied
+
+        model = ctx.plan.model
+        if (
+            ctx.plan.arm is not None
+            and ctx.plan.arm.anthropic
+            and not (model or "").startswith("claude-")
+        ):
+            model = DEFAULT_PROBE_MODEL  # CLI aliases (sonnet, opus) are not API model ids
+        async with anthropic.AsyncAnthropic(max_retries=0, timeout=PROBE_TIMEOUT) as client:
+            await client.messages.create(
+                model=model or DEFAULT_PROBE_MODEL,
+                max_tokens=1,
+                messages=[{"role": "user", "content": "ping"}],
+            )
+
+    async def start(self, ctx: AdapterContext) -> None:
+        """Start the agent; the default has nothing to start."""
+
+    def routes(self, ctx: AdapterContext) -> list[BaseRoute]:
+        """Extra HTTP routes; the default has none."""
+        return []
+
+    async def stop(self) -> None:
+        """Stop the agent; the default has nothing to stop."""
+
+    @final
+    async def run_probe(self, ctx: AdapterContext) -> bool:
+        """Run ``probe`` bounded and classified; True when it passed."""
+        try:
+            with anyio.fail_after(PROBE_TIMEOUT + 2):
+                await self.probe(ctx)
+        except Exception as error:  # any failure is reported, never raised
+            ctx.health.record_failure(
+                classify(error, "llm_probe", ctx.llm, redact=ctx.redact, now=time.time())
+            )
+            return False
+        ctx.health.record_success("llm_probe")
+        return True
+
+
+def _adapter_in(module: Any, where: str) -> type[BaseAdapter]:
+    explicit = getattr(module, "Adapter", None)
+    if isinstance(explicit, type) and issubclass(explicit, BaseAdapter):
+        return explicit
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, BaseAdapter)
+        and value is not BaseAdapter
+        and value.__module__ == module.__name__
+    ]
+    if len(found) == 1:
+        return found[0]
+    names = ", ".join(sorted(cls.__name__ for cls in found)) or "none"
+    raise ConfigError(
+        f"{where} must define exactly one BaseAdapter subclass or an 'Adapter' name; found {names}",
+        hint="name the class: ADAPTER_MODULE=pkg.module:ClassName",
+        variable="ADAPTER_MODULE",
+    )
+
+
+def load_adapter_class(spec: str) -> type[BaseAdapter]:
+    """Import ``pkg.module`` or ``pkg.module:Class`` and return the adapter class."""
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ConfigError(
+            f"adapter module {module_name} cannot be imported: {error}",
+            hint="check ADAPTER_MODULE and that the template is installed or on PYTHONPATH",
+            variable="ADAPTER_MODULE",
+        ) from None
+    if not class_name:
+        return _adapter_in(module, f"module {module_name}")
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseAdapter)):
+        raise ConfigError(
+            f"{spec} is not a BaseAdapter subclass",
+            hint="point ADAPTER_MODULE at a class deriving from runtime_adapter.BaseAdapter",
+            variable="ADAPTER_MODULE",
+        )
+    return cls
+
+
+def discover_adapter(settings: Settings, config: WorkspaceConfig | None) -> type[BaseAdapter]:
+    """``ADAPTER_MODULE``, else the entry point named after config ``runtime``."""
+    if settings.adapter_module:
+        return load_adapter_class(settings.adapter_module)
+    runtime = config.runtime if config is not None else None
+    if not runtime:
+        raise ConfigError(
+            "no adapter: ADAPTER_MODULE is not set and config.yaml has no runtime:",
+            hint="set ADAPTER_MODULE=pkg.module[:Class] or runtime: in config.yaml",
+            variable="ADAPTER_MODULE",
+        )
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=runtime):
+        return load_adapter_class(entry.value)
+    known = sorted(entry.name for entry in entry_points(group=ENTRY_POINT_GROUP))
+    raise ConfigError(
+        f"no adapter is installed for runtime {runtime!r} "
+        f"(entry points in {ENTRY_POINT_GROUP}: {', '.join(known) or 'none'})",
+        hint="install the template's package, or set ADAPTER_MODULE",
+        variable="ADAPTER_MODULE",
+        field="runtime",
+    )

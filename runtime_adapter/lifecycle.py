@@ -1,0 +1,408 @@
+"""The container main process: boot, serve, register, heartbeat, shut down (DESIGN §9).
+
+Boot stages run in order, each logged with its duration: volume, env plan,
+apply, adapter load, probe, adapter start, then server listen, advertise,
+register and heartbeat. A boot that fails on the volume, the env plan or
+the adapter does not end the process: it serves ``/health`` 503, registers
+with a minimal card, heartbeats the structured error with ``runtime_state:
+"wedged"``, and boots again when the config volume or secrets directory
+changes. SIGTERM/SIGINT: a last heartbeat, a bounded adapter stop, exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from .adapter import AdapterContext, BaseAdapter, discover_adapter
+from .advertise import Advertisement, choose_url, gather_facts
+from .card import build_card, minimal_card
+from .envplan import EnvPlan, apply_plan
+from .errors import ConfigError
+from .health import Health, classify
+from .heartbeat import Heartbeat, RuntimeStatus
+from .logs import REDACTOR
+from .platform import PlatformClient
+from .reconcile import reconcile
+from .server import ServerState, build_app, serve
+from .settings import Settings
+from .tokens import TokenStore
+from .volume import WorkspaceConfig, wait_for_config
+
+__all__ = ["Phase", "Runtime"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8000
+WATCH_INTERVAL = 1.0
+SHUTDOWN_BUDGET = 8.0
+
+
+class Phase(enum.Enum):
+    """Where the process is; transitions only go forward, except FAILED → BOOTING."""
+
+    CREATED = "created"
+    BOOTING = "booting"
+    RUNNING = "running"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+_ALLOWED = {
+    Phase.CREATED: {Phase.BOOTING, Phase.STOPPING},
+    Phase.BOOTING: {Phase.RUNNING, Phase.FAILED, Phase.STOPPING},
+    Phase.FAILED: {Phase.BOOTING, Phase.STOPPING},
+    Phase.RUNNING: {Phase.STOPPING},
+    Phase.STOPPING: {Phase.STOPPED},
+    Phase.STOPPED: set(),
+}
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        yield
+        outcome = "done"
+    finally:
+        elapsed = (time.perf_counter() - started) * 1000
+        log.info(
+            "boot stage %s %s in %.0f ms",
+            name,
+            outcome,
+            elapsed,
+            extra={"stage": name, "duration_ms": round(elapsed, 1)},
+        )
+
+
+def _signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
+    """What changed on the volume or in the secrets dir: names, sizes, mtimes (2 levels)."""
+    entries: list[tuple[str, int, int]] = []
+    for root in roots:
+        if root is None:
+            continue
+        try:
+            children = list(root.iterdir())
+        except OSError:
+            entries.append((str(root), -1, -1))
+            continue
+        for child in children:
+            paths = [child]
+            if child.is_dir() and not child.is_symlink():
+                with contextlib.suppress(OSError):
+                    paths += list(child.iterdir())
+            for path in paths:
+                try:
+                    stat = path.stat()
+                except OSError:
+                    continue
+                entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+class Runtime:
+    """One workspace process. ``await Runtime(settings, environ).run()``.
+
+    ``environ`` is the environment as the process started: every plan is
+    made from it, never from what an earlier plan applied, so a reboot
+    cannot inherit a stale projection. ``platform_transport`` is for tests.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        environ: Mapping[str, str],
+        *,
+        platform_transport: httpx.AsyncBaseTransport | None = None,
+        host: str = "0.0.0.0",  # noqa: S104 - the runtime serves the platform's proxy
+    ) -> None:
+        if not settings.workspace_id or not settings.platform_url:
+            raise ValueError("Runtime needs WORKSPACE_ID and PLATFORM_URL")
+        self.settings = settings
+        self.workspace_id: str = settings.workspace_id
+        self.platform_url: str = settings.platform_url
+        self.environ = dict(environ)
+        self.platform_transport = platform_transport
+        self.host = host
+        self.health = Health()
+        self.status = RuntimeStatus()
+        self.phase = Phase.CREATED
+        self.config: WorkspaceConfig | None = None
+        self.plan: EnvPlan | None = None
+        self.adapter: BaseAdapter | None = None
+        self.context: AdapterContext | None = None
+        self.url = ""
+        self.advertisement: Advertisement | None = None
+        self.heartbeat: Heartbeat | None = None
+        self.started = time.monotonic()
+        self.server_state = ServerState(self.health, self.card, details=self._details)
+        self._boot_error = ""
+        self.settings_error: ConfigError | None = None
+
+    # -- state ------------------------------------------------------------------------
+
+    def _enter(self, phase: Phase) -> None:
+        if phase not in _ALLOWED[self.phase]:
+            raise RuntimeError(f"lifecycle cannot go from {self.phase.value} to {phase.value}")
+        log.debug("phase %s -> %s", self.phase.value, phase.value)
+        self.phase = phase
+
+    def card(self) -> dict[str, Any]:
+        if self.server_state.booted and self.config is not None and self.adapter is not None:
+            adapter = self.adapter
+            return build_card(
+                self.config,
+                self.url,
+                name=adapter.display_name or None,
+                description=adapter.description,
+                skills=list(adapter.skills(self.config)),
+                default_name=adapter.name or self.workspace_id,
+            )
+        name = (self.config.name if self.config else None) or self.workspace_id
+        return minimal_card(name, self.url, f"not running: {self._boot_error}"[:300])
+
+    def _details(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase.value,
+            "provider": self.plan.provider if self.plan else None,
+            "model": self.plan.model if self.plan else None,
+            "url": self.url,
+            "uptime_seconds": int(time.monotonic() - self.started),
+        }
+
+    # -- boot -------------------------------------------------------------------------
+
+    async def boot(self) -> bool:
+        """One boot attempt: volume, env plan, apply, adapter, probe, start. True on success."""
+        self._enter(Phase.BOOTING)
+        settings = self.settings
+        try:
+            if self.settings_error is not None:
+                raise self.settings_error
+            with _stage("volume"):
+                self.config = await wait_for_config(
+                    settings.config_path, settings.config_grace_seconds
+                )
+            with _stage("env plan"):
+                reconciled = await anyio.to_thread.run_sync(
+                    reconcile, settings, self.environ, self.config
+                )
+            plan = reconciled.plan
+            for warning in plan.warnings:
+                log.warning("provider env: %s", warning)
+            with _stage("apply"):
+                REDACTOR.add(*(item.value for item in plan.assignments if item.secret))
+                apply_plan(plan, os.environ)
+            self.plan = plan
+            log.info(
+                "provider %s, model %s, credential %s",
+                plan.provider,
+                plan.model,
+                plan.credential.fingerprint if plan.credential else "-",
+            )
+            with _stage("adapter load"):
+                adapter = discover_adapter(settings, self.config)()
+            context = AdapterContext(
+                settings=settings,
+                config=self.config,
+                plan=plan,
+                health=self.health,
+                status=self.status,
+                redact=REDACTOR,
+            )
+            with _stage("probe"):
+                await adapter.run_probe(context)
+            with _stage("adapter start"), anyio.fail_after(adapter.start_timeout):
+                await adapter.start(context)
+            self.server_state.set_routes(adapter.routes(context))
+        except ConfigError as error:
+            return self._failed(classify(error, "config", redact=REDACTOR), str(error))
+        except Exception as error:  # an adapter crash is reported, not raised
+            log.exception("boot failed")
+            return self._failed(classify(error, "runtime", redact=REDACTOR), str(error))
+        self.adapter, self.context = adapter, context
+        self.health.record_success("config")
+        self.health.record_success("runtime")
+        self.server_state.booted = True
+        self._boot_error = ""
+        self._enter(Phase.RUNNING)
+        return True
+
+    def _failed(self, error: Any, text: str) -> bool:
+        self.health.record_failure(error)
+        self._boot_error = REDACTOR(text)
+        self.server_state.booted = False
+        self.server_state.set_routes([])
+        log.error("boot failed, serving /health 503 and reporting: %s", error.summary())
+        self._enter(Phase.FAILED)
+        return False
+
+    async def _watch(self) -> None:
+        """Return when the config volume or the secrets directory changes."""
+        roots = (self.settings.config_path, self.settings.runtime_secrets_dir)
+        before = await anyio.to_thread.run_sync(_signature, *roots)
+        while True:
+            await anyio.sleep(WATCH_INTERVAL)
+            now = await anyio.to_thread.run_sync(_signature, *roots)
+            if now != before:
+                log.info("config volume or secrets changed; booting again")
+                return
+
+    # -- platform ---------------------------------------------------------------------
+
+    def _port(self) -> int:
+        if self.settings.port is not None:
+            return self.settings.port
+        if self.config is not None and self.config.a2a.port is not None:
+            return self.config.a2a.port
+        return DEFAULT_PORT
+
+    async def _advertise(self, port: int) -> Advertisement:
+        settings = self.settings
+        names = [name for name in (settings.advertise_host, f"ws-{self.workspace_id[:12]}") if name]
+        with _stage("advertise"):
+            facts = await anyio.to_thread.run_sync(
+                lambda: gather_facts(platform_url=self.platform_url, names=names)
+            )
+            chosen = choose_url(
+                port=port,
+                workspace_id=self.workspace_id,
+                platform_url=self.platform_url,
+                saas=settings.saas,
+                facts=facts,
+                advertise_url=settings.advertise_url,
+                advertise_host=settings.advertise_host,
+                pod_ip=settings.pod_ip,
+            )
+        log.info("%s", chosen.explain())
+        if chosen.predicted_refusal:
+            log.info(
+                "the platform will probably refuse %s (%s) and keep the URL its provisioner "
+                "stored; registering anyway",
+                chosen.url,
+                chosen.predicted_refusal,
+            )
+        return chosen
+
+    async def _check_reachable(self) -> None:
+        """GET <advertised>/health from inside, once, and log what happened."""
+        try:
+            async with httpx.AsyncClient(timeout=3) as client:
+                answer = await client.get(f"{self.url}/health")
+            log.info("self-check: GET %s/health answered %s", self.url, answer.status_code)
+        except httpx.HTTPError as error:
+            log.warning("self-check: GET %s/health failed: %s", self.url, error)
+
+    # -- run --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Boot, serve, register and heartbeat until SIGTERM/SIGINT or cancellation."""
+        stopping = anyio.Event()
+        async with AsyncExitStack() as stack, anyio.create_task_group() as group:
+            group.start_soon(self._signals, stopping)
+            booted = await self._unless(stopping, self.boot)
+            if not stopping.is_set():
+                port = await group.start(
+                    serve, build_app(self.server_state), self.host, self._port()
+                )
+                self.advertisement = await self._advertise(port)
+                self.url = self.advertisement.url
+                tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
+                client = await stack.enter_async_context(
+                    PlatformClient(
+                        self.platform_url,
+                        self.workspace_id,
+                        tokens,
+                        transport=self.platform_transport,
+                    )
+                )
+                heartbeat = Heartbeat(
+                    client,
+                    self.health,
+                    url=self.url,
+                    card=self.card,
+                    interval=self.settings.heartbeat_interval_seconds,
+                    status=lambda: self.status,
+                )
+                self.heartbeat = heartbeat
+                with _stage("register"):
+                    await self._unless(stopping, lambda: group.start(heartbeat.run))
+                group.start_soon(self._check_reachable)
+                while not booted and not stopping.is_set():
+                    if not await self._unless(stopping, self._wait_for_change):
+                        break
+                    if self.config is not None and self._port() != port:
+                        log.warning(
+                            "the new config asks for port %s; the server keeps %s until restart",
+                            self._port(),
+                            port,
+                        )
+                    booted = await self._unless(stopping, self.boot)
+            await stopping.wait()
+            await self._shutdown()
+            group.cancel_scope.cancel()
+        self._enter(Phase.STOPPED)
+
+    async def _unless(self, stopping: anyio.Event, step: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``step`` unless and until ``stopping`` is set; its result, else False."""
+        result: Any = False
+        async with anyio.create_task_group() as race:
+
+            async def work() -> None:
+                nonlocal result
+                result = await step()
+                if result is None:
+                    result = True
+                race.cancel_scope.cancel()
+
+            async def stop() -> None:
+                await stopping.wait()
+                race.cancel_scope.cancel()
+
+            race.start_soon(work)
+            race.start_soon(stop)
+        return result
+
+    async def _wait_for_change(self) -> bool:
+        await self._watch()
+        return True
+
+    async def _signals(self, stopping: anyio.Event) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for received in signals:
+                log.info("received %s; shutting down", signal.Signals(received).name)
+                stopping.set()
+                return
+
+    async def _shutdown(self) -> None:
+        """A last heartbeat and a bounded adapter stop, all within the shutdown budget."""
+        self._enter(Phase.STOPPING)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BUDGET):
+            if self.heartbeat is not None:
+                with anyio.move_on_after(2):
+                    try:
+                        await self.heartbeat.beat()
+                    except Exception as error:  # best effort on the way out
+                        log.warning("last heartbeat failed: %s", error)
+            if self.adapter is not None:
+                with anyio.move_on_after(self.adapter.stop_timeout) as scope:
+                    try:
+                        await self.adapter.stop()
+                    except Exception:
+                        log.exception("adapter stop failed")
+                if scope.cancelled_caught:
+                    log.warning("adapter stop took more than %.0f s", self.adapter.stop_timeout)
+        log.info("stopped")

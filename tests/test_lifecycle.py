@@ -1,0 +1,239 @@
+"""``runtime-adapter run`` as a container meets it: a subprocess against the platform
+emulator and a fake LLM on loopback.
+
+The process stays up whatever goes wrong, reports it as a structured error
+within seconds, recovers without a restart when the volume is fixed, exits
+0 on SIGTERM, and never prints a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from a2a.types import AgentCard
+from google.protobuf import json_format
+
+from runtime_adapter import fingerprint
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, serve_in_thread
+
+from .conftest import clean_env
+
+pytestmark = pytest.mark.slow
+
+WS = "8c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
+KEY = "mm-lifecycle-secret-31d4"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+class Process:
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.port = port
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "runtime_adapter", "run"],
+            env={**clean_env(), **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.output = ""
+
+    def get(self, path: str) -> httpx.Response | None:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
+        except httpx.TransportError:
+            return None
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        out, _ = self.popen.communicate(timeout=15)
+        self.stopped_in = time.monotonic() - started
+        self.output = out
+        return self.popen.returncode
+
+
+@pytest.fixture
+def platform() -> Iterator[tuple[PlatformEmulator, str]]:
+    emulator = PlatformEmulator(deploy_mode="local")
+    with serve_in_thread(emulator.app) as url:
+        yield emulator, url
+
+
+@pytest.fixture
+def llm() -> Iterator[tuple[FakeLLM, str]]:
+    fake = FakeLLM()
+    with serve_in_thread(fake.app) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def start(
+    tmp_path: Path, platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
+) -> Iterator[Callable[..., Process]]:
+    processes: list[Process] = []
+    configs = tmp_path / "configs"
+    configs.mkdir()
+
+    def launch(config: str = "name: Lifecycle agent\nmodel: MiniMax-M2\n", **env: str) -> Process:
+        (configs / "config.yaml").write_text(config)
+        port = free_port()
+        base = {
+            "WORKSPACE_ID": WS,
+            "PLATFORM_URL": platform[1],
+            "WORKSPACE_CONFIG_PATH": str(configs),
+            "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+            "PORT": str(port),
+            "MINIMAX_API_KEY": KEY,
+            "MINIMAX_BASE_URL": llm[1] + "/anthropic",
+            "HEARTBEAT_INTERVAL_SECONDS": "2",
+            "CONFIG_GRACE_SECONDS": "1",
+            "LOG_FORMAT": "json",
+        }
+        process = Process({**base, **env}, port)
+        processes.append(process)
+        return process
+
+    yield launch
+    for process in processes:
+        code = process.stop()
+        assert code == 0, process.output[-3000:]
+        assert process.stopped_in < 10
+        assert KEY not in process.output
+        token = platform[0].workspaces.get(WS)
+        if token is not None and token.token:
+            assert token.token not in process.output
+        for line in process.output.splitlines():
+            json.loads(line)  # every log line is one JSON object
+
+
+def view(platform: tuple[PlatformEmulator, str]) -> dict[str, Any]:
+    return platform[0].view(WS) or {}
+
+
+def test_happy_path_online_with_authenticated_card_bearing_beats(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
+) -> None:
+    process = start()
+    wait_for(lambda: len(platform[0].calls_to("/registry/heartbeat")) >= 2)
+    state = view(platform)
+    assert state["status"] == "online"
+    assert state["url"] == f"http://127.0.0.1:{process.port}"
+    token = platform[0].workspaces[WS].token
+    assert token is not None
+    beats = platform[0].calls_to("/registry/heartbeat")
+    assert all(b.authorization == f"Bearer {fingerprint(token)}" for b in beats[1:])
+    card = beats[-1].body["agent_card"]
+    json_format.ParseDict(card, AgentCard())
+    assert card["name"] == "Lifecycle agent"
+    health = process.get("/health")
+    assert health is not None
+    assert (health.status_code, health.json()["status"]) == (200, "ok")
+    served = process.get("/.well-known/agent-card.json")
+    assert served is not None
+    assert served.json() == card
+    echo = httpx.post(f"http://127.0.0.1:{process.port}/echo", json={"text": "hi"}, timeout=5)
+    assert echo.json() == {"text": "hi"}
+    probe = llm[0].requests[0]
+    assert (probe.path, probe.model, probe.authorization) == (
+        "/anthropic/v1/messages",
+        "MiniMax-M2",
+        f"Bearer {fingerprint(KEY)}",
+    )
+
+
+def test_refused_key_is_reported_wedged_within_seconds(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
+) -> None:
+    llm[0].refuse_key = True
+    began = time.monotonic()
+    process = start()
+    state = wait_for(
+        lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
+    )
+    assert time.monotonic() - began < 10
+    detail = state["last_sample_error_detail"]
+    assert (detail["kind"], detail["source"], detail["status"], detail["credential_env"]) == (
+        "auth_failed",
+        "llm_probe",
+        401,
+        "MINIMAX_API_KEY",
+    )
+    assert detail["credential_fingerprint"] == fingerprint(KEY)
+    assert state["status"] == "degraded"
+    assert state["last_sample_error"].startswith("auth_failed: 401 from 127.0.0.1 (minimax")
+    health = process.get("/health")
+    assert health is not None
+    assert (health.status_code, health.json()["status"]) == (200, "degraded")
+
+
+def test_contradiction_fails_boot_then_fixing_volume_and_secret_recovers(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    process = start(
+        "name: Billing mix-up\nprovider: platform\nmodel: MiniMax-M2\n",
+        MINIMAX_API_KEY="",
+        RUNTIME_SECRETS_DIR=str(secrets),
+        LLM_PROXY_URL="http://127.0.0.1:9/proxy",
+    )
+    state = wait_for(
+        lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
+    )
+    detail = state["last_sample_error_detail"]
+    assert (detail["kind"], detail["source"]) == ("config_error", "config")
+    assert "cannot serve model MiniMax-M2" in detail["message"]
+    assert state["last_sample_error"].startswith("config_error: provider platform")
+    health = wait_for(lambda: process.get("/health"))
+    assert (health.status_code, health.json()["status"]) == (503, "failed")
+    assert process.popen.poll() is None  # still up
+
+    (secrets / "MINIMAX_API_KEY").write_text(KEY + "\n")
+    (tmp_path / "configs" / "config.yaml").write_text("name: Billing fixed\nmodel: MiniMax-M2\n")
+    wait_for(
+        lambda: view(platform).get("runtime_state") == "" and view(platform)["status"] == "online"
+    )
+    health = process.get("/health")
+    assert health is not None
+    assert (health.status_code, health.json()["status"]) == (200, "ok")
+    assert view(platform)["agent_card"]["name"] == "Billing fixed"
+
+
+def test_missing_workspace_id_exits_78_naming_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime_adapter", "run"],
+        env={**clean_env(), "PLATFORM_URL": "http://127.0.0.1:9"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert done.stderr.startswith("runtime-adapter: error: WORKSPACE_ID is not set")
