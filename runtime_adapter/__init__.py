@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .adapter import AdapterContext, BaseAdapter, discover_adapter, load_adapter_class
 from .advertise import Advertisement, Candidate, NetworkFacts, choose_url, gather_facts
 from .card import build_card, minimal_card
 from .envplan import (
@@ -41,9 +42,11 @@ from .volume import WorkspaceConfig, load_config, read_token, wait_for_config
 __all__ = [
     "MANAGED_VARIABLES",
     "Action",
+    "AdapterContext",
     "Advertisement",
     "Arm",
     "Assignment",
+    "BaseAdapter",
     "Candidate",
     "ConfigError",
     "EnvGuardError",
@@ -78,9 +81,11 @@ __all__ = [
     "check_applied",
     "choose_url",
     "classify",
+    "discover_adapter",
     "fingerprint",
     "gather_facts",
     "heartbeat_body",
+    "load_adapter_class",
     "load_arms",
     "load_config",
     "load_settings",

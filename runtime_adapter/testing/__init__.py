@@ -8,15 +8,19 @@ driving the emulator are in ``runtime_adapter.testing.fixtures``.
 from __future__ import annotations
 
 from ._serve import serve_in_thread
+from .conformance import check_adapter
+from .echo import EchoAdapter
 from .fake_llm import FakeLLM, LLMRequest
 from .platform import Fault, PlatformCall, PlatformEmulator, WorkspaceRecord
 
 __all__ = [
+    "EchoAdapter",
     "FakeLLM",
     "Fault",
     "LLMRequest",
     "PlatformCall",
     "PlatformEmulator",
     "WorkspaceRecord",
+    "check_adapter",
     "serve_in_thread",
 ]
