@@ -61,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Boot the workspace and stay up until SIGTERM/SIGINT (DESIGN §9).",
     )
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="check settings, volume, provider env, advertised URL, platform, LLM key",
+        description="Run every check in order; one row each with verdict and remedy.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+
     platform = commands.add_parser(
         "platform",
         help="serve the platform emulator alone (for testing an adapter from another shell)",
@@ -255,8 +262,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import as_json, run_checks
+
+    checks = anyio.run(run_checks, dict(os.environ))
+    report = as_json(checks)
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        marks = {"pass": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}
+        for check in checks:
+            lines = check.detail.splitlines() or [""]
+            sys.stdout.write(f"{marks[check.verdict]}  {check.name:<22} {lines[0]}\n")
+            for line in lines[1:]:
+                sys.stdout.write(f"{'':28} {line}\n")
+            if check.remedy and check.verdict in ("fail", "warn"):
+                sys.stdout.write(f"{'':28} -> {check.remedy}\n")
+    return 0 if report["ok"] else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    handlers = {"env": _cmd_env, "exec": _cmd_exec, "platform": _cmd_platform, "run": _cmd_run}
+    handlers = {
+        "env": _cmd_env,
+        "exec": _cmd_exec,
+        "doctor": _cmd_doctor,
+        "platform": _cmd_platform,
+        "run": _cmd_run,
+    }
     return handlers[args.command](args)

@@ -1,0 +1,208 @@
+"""``runtime-adapter doctor``: what an operator runs on a degraded workspace.
+
+Checks in order (settings, config volume, provider env, advertised URL,
+platform reachability, LLM credential probe), one row each with a verdict
+and, when something is wrong, the remedy. A check whose prerequisite
+failed is skipped, not failed again. Nothing here prints a secret.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+from .adapter import AdapterContext, BaseAdapter, discover_adapter
+from .advertise import choose_url, gather_facts
+from .envplan import EnvPlan, apply_plan
+from .errors import ConfigError
+from .health import Health
+from .reconcile import reconcile
+from .settings import Settings, load_settings
+from .volume import WorkspaceConfig, load_config
+
+__all__ = ["Check", "run_checks"]
+
+Verdict = Literal["pass", "warn", "fail", "skip"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: Verdict
+    detail: str
+    remedy: str = ""
+
+
+async def run_checks(environ: Mapping[str, str]) -> list[Check]:
+    """Every check, in order. Applies the provider env to ``os.environ`` for the probe."""
+    checks: list[Check] = []
+    settings: Settings | None = None
+    config: WorkspaceConfig | None = None
+    plan: EnvPlan | None = None
+
+    try:
+        settings = load_settings()
+        missing = [
+            name
+            for name, value in (
+                ("WORKSPACE_ID", settings.workspace_id),
+                ("PLATFORM_URL", settings.platform_url),
+            )
+            if not value
+        ]
+        if missing:
+            checks.append(
+                Check(
+                    "settings",
+                    "fail",
+                    f"{', '.join(missing)} not set",
+                    "the platform sets these in the container's environment; run needs both",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    "settings",
+                    "pass",
+                    f"workspace {settings.workspace_id}, platform "
+                    f"{settings.platform_url}, volume {settings.config_path}",
+                )
+            )
+    except ConfigError as error:
+        checks.append(Check("settings", "fail", error.message, error.hint or ""))
+
+    if settings is None:
+        checks.append(Check("config volume", "skip", "settings are not usable"))
+    else:
+        try:
+            config = await anyio.to_thread.run_sync(load_config, settings.config_path)
+            checks.append(
+                Check(
+                    "config volume",
+                    "pass",
+                    f"{config.file}: name {config.name or '-'}, runtime {config.runtime or '-'}",
+                )
+            )
+        except ConfigError as error:
+            checks.append(Check("config volume", "fail", str(error), error.hint or ""))
+
+    if settings is None or config is None:
+        checks.append(Check("provider env", "skip", "needs settings and config.yaml"))
+    else:
+        try:
+            plan = (await anyio.to_thread.run_sync(reconcile, settings, environ, config)).plan
+            credential = plan.credential
+            detail = (
+                f"provider {plan.provider}, model {plan.model or '-'}, credential "
+                f"{credential.source if credential else '-'} "
+                f"{credential.fingerprint if credential else ''}".rstrip()
+            )
+            if plan.warnings:
+                checks.append(
+                    Check(
+                        "provider env",
+                        "warn",
+                        detail + "; " + "; ".join(plan.warnings),
+                        "see `runtime-adapter env` for every variable",
+                    )
+                )
+            else:
+                checks.append(Check("provider env", "pass", detail))
+        except ConfigError as error:
+            checks.append(Check("provider env", "fail", error.message, error.hint or ""))
+
+    if settings is None or not settings.workspace_id:
+        checks.append(Check("advertised URL", "skip", "needs WORKSPACE_ID"))
+    else:
+        checks.append(await _advertised(settings, config))
+
+    if settings is None or not settings.platform_url:
+        checks.append(Check("platform reachability", "skip", "needs PLATFORM_URL"))
+    else:
+        checks.append(await _reachable(settings.platform_url))
+
+    if plan is None or settings is None or config is None:
+        checks.append(Check("LLM credential probe", "skip", "needs a provider env plan"))
+    elif plan.provider is None:
+        checks.append(Check("LLM credential probe", "skip", "no LLM provider is configured"))
+    else:
+        checks.append(await _probe(settings, config, plan))
+    return checks
+
+
+async def _advertised(settings: Settings, config: WorkspaceConfig | None) -> Check:
+    assert settings.workspace_id is not None
+    port = settings.port or (config.a2a.port if config and config.a2a.port else 8000)
+    names = [n for n in (settings.advertise_host, f"ws-{settings.workspace_id[:12]}") if n]
+    facts = await anyio.to_thread.run_sync(
+        lambda: gather_facts(platform_url=settings.platform_url, names=names)
+    )
+    chosen = choose_url(
+        port=port,
+        workspace_id=settings.workspace_id,
+        platform_url=settings.platform_url,
+        saas=settings.saas,
+        facts=facts,
+        advertise_url=settings.advertise_url,
+        advertise_host=settings.advertise_host,
+        pod_ip=settings.pod_ip,
+    )
+    if chosen.predicted_refusal is None:
+        return Check("advertised URL", "pass", chosen.explain())
+    return Check(
+        "advertised URL",
+        "warn",
+        chosen.explain(),
+        "set ADVERTISE_URL or ADVERTISE_HOST to an address the platform can reach "
+        "(self-hosted Docker: the platform keeps its provisioner's URL, which is expected)",
+    )
+
+
+async def _reachable(platform_url: str) -> Check:
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=5.0)) as client:
+            answer = await client.get(f"{platform_url}/health")
+    except httpx.HTTPError as error:
+        return Check(
+            "platform reachability",
+            "fail",
+            f"GET {platform_url}/health: {type(error).__name__}: {error}",
+            "check PLATFORM_URL, DNS and the network path from this container to the platform",
+        )
+    if answer.status_code >= 500:
+        return Check(
+            "platform reachability",
+            "fail",
+            f"GET {platform_url}/health answered {answer.status_code}",
+            "the platform is up but failing; see its logs",
+        )
+    return Check(
+        "platform reachability", "pass", f"GET {platform_url}/health: {answer.status_code}"
+    )
+
+
+async def _probe(settings: Settings, config: WorkspaceConfig, plan: EnvPlan) -> Check:
+    apply_plan(plan, os.environ)
+    try:
+        adapter: BaseAdapter = discover_adapter(settings, config)()
+    except ConfigError:
+        adapter = BaseAdapter()  # the default probe still tells whether the key works
+    health = Health()
+    context = AdapterContext(settings=settings, config=config, plan=plan, health=health)
+    if await adapter.run_probe(context):
+        return Check("LLM credential probe", "pass", f"{plan.provider} accepted the credential")
+    error = health.current()
+    assert error is not None
+    return Check("LLM credential probe", "fail", error.summary(), error.hint or "")
+
+
+def as_json(checks: list[Check]) -> dict[str, Any]:
+    return {
+        "ok": all(check.verdict != "fail" for check in checks),
+        "checks": [asdict(check) for check in checks],
+    }

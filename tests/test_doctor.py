@@ -1,0 +1,112 @@
+"""``runtime-adapter doctor``: one row per check in order, verdict and remedy; exit 0
+only when nothing failed; never a secret."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runtime_adapter import fingerprint
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, serve_in_thread
+
+from .conftest import WriteVolume, clean_env
+
+KEY = "mm-doctor-secret-77e1"
+NAMES = [
+    "settings",
+    "config volume",
+    "provider env",
+    "advertised URL",
+    "platform reachability",
+    "LLM credential probe",
+]
+
+
+@pytest.fixture
+def services() -> Iterator[tuple[FakeLLM, str, str]]:
+    llm = FakeLLM()
+    with serve_in_thread(llm.app) as llm_url, serve_in_thread(PlatformEmulator().app) as url:
+        yield llm, llm_url, url
+
+
+def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime_adapter", "doctor", *args],
+        env={**clean_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert KEY not in done.stdout + done.stderr
+    return done
+
+
+def base_env(root: Path, services: tuple[FakeLLM, str, str]) -> dict[str, str]:
+    return {
+        "WORKSPACE_ID": "ws-doctor-1",
+        "PLATFORM_URL": services[2],
+        "WORKSPACE_CONFIG_PATH": str(root),
+        "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+        "MINIMAX_API_KEY": KEY,
+        "MINIMAX_BASE_URL": services[1],
+    }
+
+
+def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, str]) -> None:
+    done = doctor(base_env(volume("model: MiniMax-M2\n"), services), "--json")
+    report = json.loads(done.stdout)
+    assert [c["name"] for c in report["checks"]] == NAMES
+    assert [c["verdict"] for c in report["checks"]] == ["pass"] * 6, report
+    assert (done.returncode, report["ok"]) == (0, True)
+    assert fingerprint(KEY) in report["checks"][2]["detail"]
+
+
+def test_a_refused_key_fails_the_probe_with_a_remedy(
+    volume: WriteVolume, services: tuple[FakeLLM, str, str]
+) -> None:
+    services[0].refuse_key = True
+    done = doctor(base_env(volume("model: MiniMax-M2\n"), services))
+    assert done.returncode == 1
+    row = next(line for line in done.stdout.splitlines() if "LLM credential probe" in line)
+    assert row.startswith("FAIL  LLM credential probe   auth_failed: 401 from 127.0.0.1")
+    assert "-> the minimax credential was rejected; check MINIMAX_API_KEY" in done.stdout
+
+
+def test_a_broken_volume_fails_and_skips_what_depends_on_it(
+    volume: WriteVolume, services: tuple[FakeLLM, str, str]
+) -> None:
+    done = doctor(base_env(volume("model: [\n"), services), "--json")
+    verdicts = {c["name"]: c["verdict"] for c in json.loads(done.stdout)["checks"]}
+    assert verdicts == {
+        "settings": "pass",
+        "config volume": "fail",
+        "provider env": "skip",
+        "advertised URL": "pass",
+        "platform reachability": "pass",
+        "LLM credential probe": "skip",
+    }
+    assert done.returncode == 1
+
+
+def test_unreachable_platform_and_missing_settings(volume: WriteVolume) -> None:
+    root = volume("model: MiniMax-M2\n")
+    done = doctor(
+        {
+            "WORKSPACE_CONFIG_PATH": str(root),
+            "PLATFORM_URL": "http://127.0.0.1:9",
+            "MINIMAX_API_KEY": KEY,
+        },
+        "--json",
+    )
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["settings"]["verdict"] == "fail"
+    assert checks["settings"]["detail"] == "WORKSPACE_ID not set"
+    assert checks["platform reachability"]["verdict"] == "fail"
+    assert "ConnectError" in checks["platform reachability"]["detail"]
+    assert done.returncode == 1
