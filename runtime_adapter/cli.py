@@ -14,6 +14,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import anyio
@@ -67,6 +68,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Run every check in order; one row each with verdict and remedy.",
     )
     doctor.add_argument("--json", action="store_true", help="print one JSON object")
+
+    dev = commands.add_parser(
+        "dev",
+        help="local sandbox: platform emulator + fake LLM + run, with live status",
+        description="Start the platform emulator and a fake LLM on loopback, copy the example "
+        "volume to a temporary directory, run the adapter against them, show its status.",
+    )
+    dev.add_argument("--duration", type=float, help="stop after this many seconds")
+    dev.add_argument(
+        "--refuse-key", action="store_true", help="make the fake LLM answer 401 (the bad-key path)"
+    )
+    dev.add_argument("--volume", type=Path, help="config volume to copy (default: the example)")
+    dev.add_argument(
+        "--adapter",
+        default="runtime_adapter.testing.echo",
+        help="ADAPTER_MODULE for the run (default: the echo adapter)",
+    )
 
     platform = commands.add_parser(
         "platform",
@@ -281,6 +299,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from .dev import run_dev
+
+    return run_dev(
+        volume=args.volume,
+        adapter=args.adapter,
+        duration=args.duration,
+        refuse_key=args.refuse_key,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -288,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "env": _cmd_env,
         "exec": _cmd_exec,
         "doctor": _cmd_doctor,
+        "dev": _cmd_dev,
         "platform": _cmd_platform,
         "run": _cmd_run,
     }
