@@ -229,9 +229,10 @@ class Health:
 
     def record_success(self, source: Source, *, keep: frozenset[str] = frozenset()) -> None:
         """A success from ``source``: clears its sticky error (unless its kind is in
-        ``keep``); an LLM success also counts in the error window."""
+        ``keep``); an LLM call's success also counts in the error window."""
         if source in _LLM_SOURCES:
-            self._outcome(True)
+            if source == "llm_call":
+                self._outcome(True)
             # one good LLM answer proves the credential, whichever path saw the error
             cleared = [key for key in self._errors if key in _LLM_SOURCES]
         else:
@@ -244,7 +245,8 @@ class Health:
 
     def record_failure(self, error: SampleError) -> None:
         """A failure: becomes the sticky error of its source (count and first_seen kept)."""
-        if error.source in _LLM_SOURCES and error.kind in _OWN_FAILURES:
+        # probes are checks, not the agent's work: only calls count in error_rate
+        if error.source == "llm_call" and error.kind in _OWN_FAILURES:
             self._outcome(False)
         previous = self._errors.get(error.source)
         if previous is not None and previous.kind == error.kind:

@@ -15,6 +15,7 @@ import contextlib
 import enum
 import logging
 import os
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -297,6 +298,35 @@ class Runtime:
             )
         return chosen
 
+    async def _recheck_credentials(self) -> None:
+        """While the probe's error is sticky, re-plan when the secrets change and probe
+        again every ``PROBE_RETRY_SECONDS`` (±10 %), so a fixed key recovers by itself."""
+        secrets_dir = self.settings.runtime_secrets_dir
+        before = await anyio.to_thread.run_sync(_signature, secrets_dir)
+        while True:
+            await anyio.sleep(self.settings.probe_retry_seconds * random.uniform(0.9, 1.1))  # noqa: S311
+            if self.phase is not Phase.RUNNING or self.adapter is None or self.context is None:
+                continue
+            now = await anyio.to_thread.run_sync(_signature, secrets_dir)
+            changed, before = now != before, now
+            if not changed and not any(e.source == "llm_probe" for e in self.health.errors()):
+                continue
+            if changed:
+                try:
+                    reconciled = await anyio.to_thread.run_sync(
+                        reconcile, self.settings, self.environ, self.config
+                    )
+                except ConfigError as error:
+                    self.health.record_failure(classify(error, "config", redact=REDACTOR))
+                    continue
+                REDACTOR.add(*(a.value for a in reconciled.plan.assignments if a.secret))
+                apply_plan(reconciled.plan, os.environ)
+                self.plan = self.context.plan = reconciled.plan
+                self.health.record_success("config")
+                log.info("secrets changed: provider env planned and applied again")
+            if await self.adapter.run_probe(self.context):
+                log.info("credential probe passed again")
+
     async def _check_reachable(self) -> None:
         """GET <advertised>/health from inside, once, and log what happened."""
         try:
@@ -341,6 +371,7 @@ class Runtime:
                 with _stage("register"):
                     await self._unless(stopping, lambda: group.start(heartbeat.run))
                 group.start_soon(self._check_reachable)
+                group.start_soon(self._recheck_credentials)
                 while not booted and not stopping.is_set():
                     if not await self._unless(stopping, self._wait_for_change):
                         break

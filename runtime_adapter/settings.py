@@ -139,6 +139,14 @@ class Settings(BaseSettings):
         validation_alias="CONFIG_GRACE_SECONDS",
         description="a number of seconds from 0 to 600 to wait for config.yaml at boot",
     )
+    probe_retry_seconds: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        validation_alias="PROBE_RETRY_SECONDS",
+        description="a number of seconds from 1 to 3600 between credential probes while "
+        "the last one failed",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         validation_alias="LOG_FORMAT",

@@ -193,6 +193,17 @@ def test_refused_key_is_reported_wedged_within_seconds(
     assert (health.status_code, health.json()["status"]) == (200, "degraded")
 
 
+def test_refused_key_recovers_by_itself_when_the_provider_accepts_it_again(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
+) -> None:
+    llm[0].refuse_key = True
+    start(PROBE_RETRY_SECONDS="1")
+    wait_for(lambda: view(platform).get("runtime_state") == "wedged")
+    llm[0].refuse_key = False
+    state = wait_for(lambda: view(platform) if view(platform).get("runtime_state") == "" else None)
+    assert (state["status"], state["last_sample_error"]) == ("online", "")
+
+
 def test_contradiction_fails_boot_then_fixing_volume_and_secret_recovers(
     start: Callable[..., Process], platform: tuple[PlatformEmulator, str], tmp_path: Path
 ) -> None:
