@@ -33,7 +33,7 @@ def _restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def stream() -> Iterator[io.StringIO]:
+def stream() -> io.StringIO:
     buffer = io.StringIO()
     setup_logging("json", "DEBUG", stream=buffer)
     REDACTOR.add(SECRET)
