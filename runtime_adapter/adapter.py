@@ -21,7 +21,7 @@ import anyio
 
 from .envplan import EnvPlan
 from .errors import ConfigError
-from .health import Health, LLMContext, classify
+from .health import Health, LLMContext, classify, classify_status
 from .heartbeat import RuntimeStatus
 from .settings import Settings
 from .volume import SkillConfig, WorkspaceConfig
@@ -65,6 +65,12 @@ class AdapterContext:
     def report_error(self, error: BaseException) -> None:
         """An LLM call failed: classified into a structured sample error (redacted)."""
         self.health.record_failure(classify(error, "llm_call", self.llm, redact=self.redact))
+
+    def report_status(self, status: int, message: str) -> None:
+        """An LLM call failed with HTTP ``status`` (seen in a CLI's events, say)."""
+        self.health.record_failure(
+            classify_status(status, message, "llm_call", self.llm, redact=self.redact)
+        )
 
     @contextmanager
     def task(self, description: str) -> Iterator[None]:

@@ -82,8 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--volume", type=Path, help="config volume to copy (default: the example)")
     dev.add_argument(
         "--adapter",
-        default="runtime_adapter.testing.echo",
-        help="ADAPTER_MODULE for the run (default: the echo adapter)",
+        default="auto",
+        help="ADAPTER_MODULE for the run (default: the installed adapter for the config's "
+        "runtime:, else the echo adapter)",
     )
 
     platform = commands.add_parser(

@@ -18,10 +18,14 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TextIO
 
+from .adapter import ENTRY_POINT_GROUP
+from .errors import ConfigError
 from .testing import FakeLLM, PlatformEmulator, serve_in_thread
+from .volume import load_config
 
 __all__ = ["run_dev"]
 
@@ -39,6 +43,29 @@ def example_volume() -> Path | None:
     """The claude-code example volume of a source checkout, if there is one."""
     candidate = Path(__file__).resolve().parent.parent / "templates" / "claude-code"
     return candidate if (candidate / "config.yaml").is_file() else None
+
+
+def _not_volume(directory: str, names: list[str]) -> set[str]:
+    """A template directory holds more than its volume: skip code and build files."""
+    skipped = {"pyproject.toml", "README.md", "__pycache__"}
+    return {
+        name
+        for name in names
+        if name in skipped
+        or name.endswith((".py", ".egg-info"))
+        or (Path(directory, name) / "__init__.py").exists()
+    }
+
+
+def _runtime_of(configs: Path) -> str | None:
+    try:
+        return load_config(configs).runtime
+    except ConfigError:
+        return None
+
+
+def _installed(runtime: str) -> bool:
+    return any(True for _ in entry_points(group=ENTRY_POINT_GROUP, name=runtime))
 
 
 def _free_port() -> int:
@@ -79,17 +106,20 @@ def run_dev(
         configs = workdir / "configs"
         source = volume or example_volume()
         if source is not None:
-            shutil.copytree(source, configs)
+            shutil.copytree(source, configs, ignore=_not_volume)
         else:
             configs.mkdir()
             (configs / "config.yaml").write_text(EXAMPLE_CONFIG)
         port = _free_port()
+        runtime = _runtime_of(configs)
+        if adapter == "auto":
+            adapter = "" if runtime and _installed(runtime) else "runtime_adapter.testing.echo"
         env = {
             **os.environ,
+            "HOME": str(workdir / "home"),
             "WORKSPACE_ID": workspace_id,
             "PLATFORM_URL": platform_url,
             "WORKSPACE_CONFIG_PATH": str(configs),
-            "ADAPTER_MODULE": adapter,
             "PORT": str(port),
             "MINIMAX_API_KEY": DEV_KEY,
             "MINIMAX_BASE_URL": llm_url,
@@ -97,12 +127,17 @@ def run_dev(
             "HEARTBEAT_INTERVAL_SECONDS": "5",
             "LOG_FORMAT": "json",
         }
+        if adapter:
+            env["ADAPTER_MODULE"] = adapter
+        (workdir / "home").mkdir()
         log_path = workdir / "runtime.log"
         out.write(
             f"platform emulator {platform_url}  fake LLM {llm_url}"
             f"{' (refusing the key)' if refuse_key else ''}\n"
             f"volume {configs} (from {source or 'the built-in example'})\n"
-            f"workspace {workspace_id} on http://127.0.0.1:{port}  logs {log_path}\n"
+            f"workspace {workspace_id} on http://127.0.0.1:{port}  adapter "
+            f"{adapter or f'entry point {runtime!r}'}\n"
+            f"logs {log_path} (removed on exit)\n"
         )
         out.flush()
         with log_path.open("w") as log:

@@ -27,6 +27,7 @@ __all__ = [
     "LLMContext",
     "SampleError",
     "classify",
+    "classify_status",
 ]
 
 Source = Literal["llm_probe", "llm_call", "platform", "config", "runtime"]
@@ -163,6 +164,25 @@ def _upstream_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def classify_status(
+    status: int,
+    message: str,
+    source: Source,
+    context: LLMContext | None = None,
+    *,
+    redact: Callable[[str], str] | None = None,
+) -> SampleError:
+    """The sample error for an HTTP ``status`` an LLM answered with, seen without an
+    exception (e.g. in a CLI's event stream)."""
+    error = _StatusError(message)
+    error.status_code = status
+    return classify(error, source, context, redact=redact)
+
+
+class _StatusError(Exception):
+    status_code: int
+
+
 def classify(
     exc: BaseException,
     source: Source,
@@ -200,7 +220,9 @@ def classify(
         return make(exc.kind, "warning", exc.message, status=exc.status, endpoint=exc.endpoint)
     status = getattr(exc, "status_code", None)
     module = type(exc).__module__
-    if isinstance(status, int) and module.startswith("anthropic"):
+    if isinstance(status, int) and (
+        module.startswith("anthropic") or isinstance(exc, _StatusError)
+    ):
         kind, severity = _status_kind(status)
         return make(kind, severity, _upstream_message(exc), status=status)
     name = type(exc).__name__
