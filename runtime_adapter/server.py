@@ -67,6 +67,11 @@ def build_app(state: ServerState) -> Starlette:
         code, body = state.health_view()
         return JSONResponse(body, status_code=code)
 
+    async def live(request: Request) -> Response:
+        # liveness: the process serves requests. A failed boot is alive (it reports and
+        # waits for a fix); restarting it would only turn a config error into a crash loop.
+        return JSONResponse({"status": "alive"})
+
     async def card(request: Request) -> Response:
         return JSONResponse(state.card())
 
@@ -76,6 +81,7 @@ def build_app(state: ServerState) -> Starlette:
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/health/live", live, methods=["GET"]),
             Route("/.well-known/agent-card.json", card, methods=["GET"]),
         ]
     )
