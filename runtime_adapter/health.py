@@ -317,6 +317,10 @@ class Health:
 
     # -- change notification ----------------------------------------------------------
 
+    def poke(self) -> None:
+        """Something the platform should hear about now, though no error changed."""
+        self._changed()
+
     def _changed(self) -> None:
         self.version += 1
         if self._event is not None:

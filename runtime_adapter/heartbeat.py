@@ -135,6 +135,9 @@ class Heartbeat:
                     await self.client.update_card(self.card())
                 except PlatformError as card_error:
                     log.info("update-card after a refused register failed: %s", card_error)
+                # the refusal stamped a failure marker on the platform: a card-bearing
+                # heartbeat right away clears it, instead of degraded until the next beat
+                self.health.poke()
             raise
         self.registered = True
         self.health.record_success("platform")

@@ -23,10 +23,8 @@ from runtime_adapter import fingerprint
 from runtime_adapter.health import Health, SampleError
 from runtime_adapter.heartbeat import Heartbeat
 from runtime_adapter.platform import PlatformClient
-from runtime_adapter.testing import PlatformCall, PlatformEmulator
+from runtime_adapter.testing import PlatformCall, PlatformEmulator, VirtualTime
 from runtime_adapter.tokens import TokenStore
-
-from .virtual_time import VirtualTime
 
 pytestmark = pytest.mark.anyio
 
@@ -173,6 +171,26 @@ async def test_refused_register_is_a_warning_beats_continue_card_pushed_and_onli
         "http://127.0.0.1:32771",
         CARD,
     )
+
+
+async def test_each_refused_register_is_followed_by_a_card_bearing_beat(tmp_path: Path) -> None:
+    vt = VirtualTime()
+    platform = PlatformEmulator(deploy_mode="saas", clock=vt, resolver=lambda h: [])
+    platform.provision(WS, token_path=tmp_path / ".auth_token")
+    async with running(platform, tmp_path, vt):
+
+        def settled() -> bool:
+            registers = platform.calls_to("/registry/register")
+            return len(registers) >= 5 and beats(platform)[-1].time >= registers[-1].time
+
+        await vt.run_until(settled)
+    registers = platform.calls_to("/registry/register")
+    for refused in registers[1:]:
+        following = [c for c in beats(platform) if c.time >= refused.time]
+        assert following[0].time - refused.time <= 1.0  # marker cleared within a second
+    view = platform.view(WS)
+    assert view is not None
+    assert view["status"] == "online"
 
 
 async def test_platform_restart_leads_to_re_registration(tmp_path: Path) -> None:

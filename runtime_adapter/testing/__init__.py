@@ -12,6 +12,7 @@ from .conformance import check_adapter
 from .echo import EchoAdapter
 from .fake_llm import FakeLLM, LLMRequest
 from .platform import Fault, PlatformCall, PlatformEmulator, WorkspaceRecord
+from .virtual_time import VirtualTime
 
 __all__ = [
     "EchoAdapter",
@@ -20,6 +21,7 @@ __all__ = [
     "LLMRequest",
     "PlatformCall",
     "PlatformEmulator",
+    "VirtualTime",
     "WorkspaceRecord",
     "check_adapter",
     "serve_in_thread",

@@ -1,5 +1,9 @@
 """Simulated time for schedules: ``sleep`` waits on a virtual clock that a driver
-advances only when every task is blocked, so 30 s of outage take milliseconds."""
+advances only when every task is blocked, so 30 s of outage take milliseconds.
+
+Pass ``vt.sleep`` and ``vt`` (the clock) to ``Heartbeat`` and
+``PlatformEmulator``, then ``await vt.run_until(condition)``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,14 @@ from collections.abc import Callable
 
 import anyio
 
+__all__ = ["VirtualTime"]
+
 T0 = 1_800_000_000.0
 
 
 class VirtualTime:
+    """A clock (call it) with a ``sleep`` that only virtual time ends."""
+
     def __init__(self, start: float = T0) -> None:
         self.now = start
         self._sleepers: list[tuple[float, int, anyio.Event]] = []
