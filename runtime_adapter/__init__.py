@@ -1,43 +1,124 @@
-"""runtime-adapter: the main process of an AI-agent workspace container."""
+"""runtime-adapter: the main process of an AI-agent workspace container.
+
+The public names below are imported on first use, so ``import runtime_adapter``
+(and every command that needs only part of the package) does not pay for the
+HTTP server, the platform client or the LLM SDKs it does not touch.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .adapter import AdapterContext, BaseAdapter, discover_adapter, load_adapter_class
-from .advertise import Advertisement, Candidate, NetworkFacts, choose_url, gather_facts
-from .card import build_card, minimal_card
-from .envplan import (
-    MANAGED_VARIABLES,
-    Action,
-    Assignment,
-    EnvPlan,
-    apply_plan,
-    check_applied,
-    plan_env,
-)
-from .errors import (
-    ConfigError,
-    EnvGuardError,
-    PlatformAuthError,
-    PlatformError,
-    PlatformRejected,
-    PlatformUnavailable,
-    ProviderError,
-    Redactor,
-    RuntimeAdapterError,
-    SettingsError,
-    VolumeError,
-    WorkspaceUnknown,
-    fingerprint,
-)
-from .health import Health, LLMContext, SampleError, classify
-from .heartbeat import Heartbeat, RuntimeStatus, heartbeat_body
-from .platform import PlatformClient, backoff_delay, parse_retry_after
-from .providers import Arm, builtin_arms, load_arms
-from .reconcile import Reconciled, reconcile
-from .settings import SecretsDir, Settings, load_settings, read_secrets_dir
-from .tokens import TokenStore
-from .volume import WorkspaceConfig, load_config, read_token, wait_for_config
+
+if TYPE_CHECKING:
+    from .adapter import AdapterContext, BaseAdapter, discover_adapter, load_adapter_class
+    from .advertise import Advertisement, Candidate, NetworkFacts, choose_url, gather_facts
+    from .card import build_card, minimal_card
+    from .envplan import (
+        MANAGED_VARIABLES,
+        Action,
+        Assignment,
+        EnvPlan,
+        apply_plan,
+        check_applied,
+        plan_env,
+    )
+    from .errors import (
+        ConfigError,
+        EnvGuardError,
+        PlatformAuthError,
+        PlatformError,
+        PlatformRejected,
+        PlatformUnavailable,
+        ProviderError,
+        Redactor,
+        RuntimeAdapterError,
+        SettingsError,
+        VolumeError,
+        WorkspaceUnknown,
+        fingerprint,
+    )
+    from .health import Health, LLMContext, SampleError, classify
+    from .heartbeat import Heartbeat, RuntimeStatus, heartbeat_body
+    from .platform import PlatformClient, backoff_delay, parse_retry_after
+    from .providers import Arm, builtin_arms, load_arms
+    from .reconcile import Reconciled
+    from .settings import SecretsDir, Settings, load_settings, read_secrets_dir
+    from .tokens import TokenStore
+    from .volume import WorkspaceConfig, load_config, read_token, wait_for_config
+
+_LAZY = {
+    "Action": "envplan",
+    "AdapterContext": "adapter",
+    "Advertisement": "advertise",
+    "Arm": "providers",
+    "Assignment": "envplan",
+    "BaseAdapter": "adapter",
+    "Candidate": "advertise",
+    "ConfigError": "errors",
+    "EnvGuardError": "errors",
+    "EnvPlan": "envplan",
+    "Health": "health",
+    "Heartbeat": "heartbeat",
+    "LLMContext": "health",
+    "MANAGED_VARIABLES": "envplan",
+    "NetworkFacts": "advertise",
+    "PlatformAuthError": "errors",
+    "PlatformClient": "platform",
+    "PlatformError": "errors",
+    "PlatformRejected": "errors",
+    "PlatformUnavailable": "errors",
+    "ProviderError": "errors",
+    "Reconciled": "reconcile",
+    "Redactor": "errors",
+    "RuntimeAdapterError": "errors",
+    "RuntimeStatus": "heartbeat",
+    "SampleError": "health",
+    "SecretsDir": "settings",
+    "Settings": "settings",
+    "SettingsError": "errors",
+    "TokenStore": "tokens",
+    "VolumeError": "errors",
+    "WorkspaceConfig": "volume",
+    "WorkspaceUnknown": "errors",
+    "apply_plan": "envplan",
+    "backoff_delay": "platform",
+    "build_card": "card",
+    "builtin_arms": "providers",
+    "check_applied": "envplan",
+    "choose_url": "advertise",
+    "classify": "health",
+    "discover_adapter": "adapter",
+    "fingerprint": "errors",
+    "gather_facts": "advertise",
+    "heartbeat_body": "heartbeat",
+    "load_adapter_class": "adapter",
+    "load_arms": "providers",
+    "load_config": "volume",
+    "load_settings": "settings",
+    "minimal_card": "card",
+    "parse_retry_after": "platform",
+    "plan_env": "envplan",
+    "read_secrets_dir": "settings",
+    "read_token": "volume",
+    "wait_for_config": "volume",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "MANAGED_VARIABLES",
@@ -94,6 +175,5 @@ __all__ = [
     "plan_env",
     "read_secrets_dir",
     "read_token",
-    "reconcile",
     "wait_for_config",
 ]

@@ -112,6 +112,8 @@ class Heartbeat:
         self.registered = False
         self.beats_sent = 0
         self._registering = False
+        # how long re-registrations after a platform restart are spread over
+        self.reregister_spread = min(10.0, interval / 3)
 
     # -- registration -----------------------------------------------------------------
 
@@ -143,14 +145,18 @@ class Heartbeat:
         self.health.record_success("platform")
         log.info("registered as %s%s", self.url, " (token issued)" if issued else "")
 
-    async def _register_until_done(self) -> None:
-        """Retry registration in the background with backoff until it succeeds."""
+    async def _register_until_done(self, spread: float | None = None) -> None:
+        """Register in the background, with backoff, until it succeeds. The first try
+        waits a random part of ``spread`` seconds (default: the first backoff step)."""
         if self._registering:
             return
         self._registering = True
         try:
-            # the attempt that just failed counts as the first: wait before the next
-            await self._sleep(backoff_delay(0, cap=self.register_cap, rng=self._rng))
+            if spread is None:
+                # the attempt that just failed counts as the first: wait before the next
+                await self._sleep(backoff_delay(0, cap=self.register_cap, rng=self._rng))
+            else:
+                await self._sleep(spread * self._rng())
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(PlatformError),
                 wait=PlatformWait(cap=self.register_cap, rng=self._rng),
@@ -230,11 +236,11 @@ class Heartbeat:
                 try:
                     await self._beat_with_backoff()
                 except WorkspaceUnknown:
+                    # a platform that lost its state is being hit by its whole fleet:
+                    # register again after a jittered pause, not all at the same instant
                     log.warning("the platform does not know this workspace; registering again")
                     self.registered = False
-                    if await self.register_once():
-                        continue  # beat again right away with the new registration
-                    group.start_soon(self._register_until_done)
+                    group.start_soon(self._register_until_done, self.reregister_spread)
                 except PlatformRejected as error:
                     # a 4xx other than 401/404/408/429: not retried in a tight loop
                     self.health.record_failure(classify(error, "platform"))

@@ -32,6 +32,15 @@ WS = "212851b5-693d-4e0f-9a8b-7c6d5e4f3a2b"
 CARD = {"name": "agent", "description": "", "version": "1.0.0"}
 
 
+def beat_after_last_register(platform: PlatformEmulator) -> bool:
+    """The platform heard a successful beat after the latest register (in call order)."""
+    paths = [(c.path, c.status) for c in platform.calls]
+    last_register = max(
+        (i for i, (path, _) in enumerate(paths) if path == "/registry/register"), default=-1
+    )
+    return any(p == ("/registry/heartbeat", 200) for p in paths[last_register + 1 :])
+
+
 def beats(platform: PlatformEmulator, status: int | None = None) -> list[PlatformCall]:
     calls = platform.calls_to("/registry/heartbeat")
     return [c for c in calls if status is None or c.status == status]
@@ -148,7 +157,9 @@ async def test_refused_register_is_a_warning_beats_continue_card_pushed_and_onli
     platform.provision(WS, token_path=tmp_path / ".auth_token", url="http://127.0.0.1:32771")
     health = Health(clock=vt)
     async with running(platform, tmp_path, vt, url="http://172.18.0.5:8000", health=health):
-        await vt.run_until(lambda: len(beats(platform, 200)) >= 3)
+        await vt.run_until(
+            lambda: len(beats(platform, 200)) >= 3 and beat_after_last_register(platform)
+        )
     error = health.current()
     assert error is not None
     assert (error.kind, error.severity, error.source, health.runtime_state) == (
@@ -178,12 +189,12 @@ async def test_each_refused_register_is_followed_by_a_card_bearing_beat(tmp_path
     platform = PlatformEmulator(deploy_mode="saas", clock=vt, resolver=lambda h: [])
     platform.provision(WS, token_path=tmp_path / ".auth_token")
     async with running(platform, tmp_path, vt):
-
-        def settled() -> bool:
-            registers = platform.calls_to("/registry/register")
-            return len(registers) >= 5 and beats(platform)[-1].time >= registers[-1].time
-
-        await vt.run_until(settled)
+        await vt.run_until(
+            lambda: (
+                len(platform.calls_to("/registry/register")) >= 5
+                and beat_after_last_register(platform)
+            )
+        )
     registers = platform.calls_to("/registry/register")
     for refused in registers[1:]:
         following = [c for c in beats(platform) if c.time >= refused.time]

@@ -1,0 +1,480 @@
+"""runtime-adapter benchmarks: ``python -m bench.run [--quick] [--only NAME ...]``.
+
+Each benchmark runs the real thing (the CLI in a subprocess against the
+platform emulator and a fake LLM on loopback, or 1,000 heartbeat loops in
+virtual time), prints one table row per metric with its target, and all rows
+go to ``bench/results/latest.json``. These are measurements, not tests: a
+missed target is reported, never hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+
+from runtime_adapter.health import Health
+from runtime_adapter.heartbeat import Heartbeat
+from runtime_adapter.platform import PlatformClient
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, VirtualTime, serve_in_thread
+from runtime_adapter.tokens import TokenStore
+
+RESULTS = Path(__file__).parent / "results"
+KEY = "bench-minimax-key-0001"
+
+
+@dataclass
+class Row:
+    benchmark: str
+    metric: str
+    value: float
+    unit: str
+    target: str
+    met: bool | None
+    detail: str = ""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark condition not met")
+        time.sleep(0.002)
+
+
+def _clean_env() -> dict[str, str]:
+    drop = re.compile(
+        r"(ANTHROPIC_|CLAUDE_|MINIMAX_|MOONSHOT_|KIMI_|ZAI_|GLM_|DEEPSEEK_|LLM_PROXY)"
+    )
+    return {k: v for k, v in os.environ.items() if not drop.match(k)}
+
+
+@contextmanager
+def _services(**emulator: Any) -> Iterator[tuple[PlatformEmulator, str, FakeLLM, str]]:
+    platform_emulator = PlatformEmulator(**emulator)
+    llm = FakeLLM()
+    with serve_in_thread(platform_emulator.app) as url, serve_in_thread(llm.app) as llm_url:
+        yield platform_emulator, url, llm, llm_url
+
+
+@contextmanager
+def _runtime(
+    workspace_id: str, platform_url: str, llm_url: str | None, config: str, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    with tempfile.TemporaryDirectory(prefix="ra-bench-") as tmp:
+        configs = Path(tmp)
+        (configs / "config.yaml").write_text(config)
+        env = {
+            **_clean_env(),
+            "WORKSPACE_ID": workspace_id,
+            "PLATFORM_URL": platform_url,
+            "WORKSPACE_CONFIG_PATH": str(configs),
+            "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+            "PORT": str(_free_port()),
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+        if llm_url is not None:
+            env.update(MINIMAX_API_KEY=KEY, MINIMAX_BASE_URL=llm_url)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "runtime_adapter", "run"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return f"n={len(values)} min={ordered[0]:.0f} p90={p90:.0f} max={ordered[-1]:.0f}"
+
+
+def _first_register(emulator: PlatformEmulator, workspace: str) -> Any:
+    return next(
+        (
+            c
+            for c in emulator.calls_to("/registry/register")
+            if c.status == 200 and c.body.get("id") == workspace
+        ),
+        None,
+    )
+
+
+def _auth_failed_beat(emulator: PlatformEmulator, workspace: str) -> Any:
+    return next(
+        (
+            c
+            for c in emulator.calls_to("/registry/heartbeat")
+            if c.body.get("workspace_id") == workspace
+            and (c.body.get("sample_error_detail") or {}).get("kind") == "auth_failed"
+        ),
+        None,
+    )
+
+
+# -- 1. import time and boot latency ---------------------------------------------------
+
+
+def bench_import(runs: int) -> list[Row]:
+    rows = []
+    for module in ("runtime_adapter", "runtime_adapter.cli"):
+        samples = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            line = next(
+                line
+                for line in reversed(done.stderr.splitlines())
+                if line.rstrip().endswith(f"| {module}")
+            )
+            samples.append(int(line.split("|")[1]) / 1000)
+        median = statistics.median(samples)
+        rows.append(
+            Row(
+                "import",
+                f"import {module}",
+                median,
+                "ms",
+                "<= 150",
+                median <= 150,
+                _summary(samples),
+            )
+        )
+    return rows
+
+
+def bench_boot(runs: int) -> list[Row]:
+    rows = []
+    for probe in (False, True):
+        samples = []
+        with _services() as (emulator, url, _llm, llm_url):
+            for index in range(runs):
+                workspace = f"bench-boot-{int(probe)}-{index}"
+                config = "model: MiniMax-M2\n" if probe else "name: no LLM\n"
+                started = time.time()
+                with _runtime(workspace, url, llm_url if probe else None, config):
+                    call = _wait(partial(_first_register, emulator, workspace))
+                samples.append((call.time - started) * 1000)
+        median = statistics.median(samples)
+        rows.append(
+            Row(
+                "boot",
+                f"start -> first register ({'with' if probe else 'without'} probe)",
+                median,
+                "ms",
+                "<= 300",
+                median <= 300,
+                _summary(samples),
+            )
+        )
+    return rows
+
+
+# -- 2. failure-to-report latency -----------------------------------------------------
+
+
+def bench_report(runs: int) -> list[Row]:
+    samples = []
+    with _services() as (emulator, url, llm, llm_url):
+        llm.refuse_key = True
+        for index in range(runs):
+            workspace = f"bench-report-{index}"
+            before = len(llm.requests)
+            with _runtime(workspace, url, llm_url, "model: MiniMax-M2\n"):
+                beat = _wait(partial(_auth_failed_beat, emulator, workspace))
+                refused = llm.requests[before]
+            samples.append((beat.time - refused.time) * 1000)
+    median = statistics.median(samples)
+    return [
+        Row(
+            "report",
+            "401 answered -> auth_failed held by platform",
+            median,
+            "ms",
+            "<= 1000",
+            max(samples) <= 1000,
+            _summary(samples),
+        )
+    ]
+
+
+# -- 3. restart recovery (the container-id hostname incident) ------------------------
+
+
+def bench_recovery(runs: int) -> list[Row]:
+    samples = []
+    card = {"name": "known", "description": "", "version": "1.0.0"}
+    with _services(deploy_mode="saas", resolver=lambda host: []) as (emulator, url, _l, _u):
+        for index in range(runs):
+            workspace = f"bench-recovery-{index}"
+            with tempfile.TemporaryDirectory() as tmp:
+                token_dir = Path(tmp)
+                emulator.provision(workspace, url="http://127.0.0.1:32771")
+                emulator.workspaces[workspace].agent_card = card
+                online: list[float] = []
+
+                def watch(
+                    call: Any, workspace: str = workspace, online: list[float] = online
+                ) -> None:
+                    view = emulator.view(workspace)
+                    if (
+                        view
+                        and view["status"] == "online"
+                        and view["register_failure"] is None
+                        and emulator.calls_to("/registry/register")
+                        and not online
+                    ):
+                        online.append(time.time())
+
+                emulator.on_call = watch
+                token = emulator.workspaces[workspace].token
+                assert token is not None
+                (token_dir / ".auth_token").write_text(token)
+                (token_dir / "config.yaml").write_text("name: recovering\n")
+                with _runtime(
+                    workspace,
+                    url,
+                    None,
+                    "name: recovering\n",
+                    WORKSPACE_CONFIG_PATH=str(token_dir),
+                ):
+                    _wait(partial(bool, online))
+                refused = next(
+                    c
+                    for c in emulator.calls_to("/registry/register")
+                    if c.body.get("id") == workspace
+                )
+                samples.append((online[0] - refused.time) * 1000)
+            emulator.on_call = None
+    median = statistics.median(samples)
+    return [
+        Row(
+            "recovery",
+            "register refused -> status online",
+            median,
+            "ms",
+            "<= 2000",
+            max(samples) <= 2000,
+            _summary(samples),
+        )
+    ]
+
+
+# -- 4. steady state ------------------------------------------------------------------
+
+
+def _proc(pid: int) -> tuple[float, float]:
+    """(RSS in MB, CPU seconds) of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return rss, (int(fields[11]) + int(fields[12])) / ticks
+
+
+def bench_steady(seconds: float) -> list[Row]:
+    with _services() as (emulator, url, _llm, _llm_url):
+        workspace = "bench-steady"
+        with _runtime(
+            workspace, url, None, "name: idle\n", HEARTBEAT_INTERVAL_SECONDS="1"
+        ) as process:
+            _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2)
+            time.sleep(3)
+            rss_start, cpu_start = _proc(process.pid)
+            beats_start = len(emulator.calls_to("/registry/heartbeat"))
+            time.sleep(seconds)
+            rss, cpu = _proc(process.pid)
+            beats = len(emulator.calls_to("/registry/heartbeat")) - beats_start
+    per_beat = (cpu - cpu_start) * 1000 / max(beats, 1)
+    return [
+        Row(
+            "steady",
+            "RSS of an idle runtime (echo adapter, no LLM)",
+            rss,
+            "MB",
+            "<= 60",
+            rss <= 60,
+            f"at start of window {rss_start:.1f} MB",
+        ),
+        Row(
+            "steady",
+            "CPU per heartbeat (incl. idle time between)",
+            per_beat,
+            "ms",
+            "-",
+            None,
+            f"{beats} beats in {seconds:.0f} s, interval 1 s",
+        ),
+    ]
+
+
+# -- 5. fleet through a platform outage and restart ----------------------------------
+
+
+async def _fleet(size: int, outage: float) -> dict[str, float]:
+    vt = VirtualTime()
+    emulator = PlatformEmulator(clock=vt)
+    transport = httpx.ASGITransport(app=emulator.app)
+    rng = random.Random(11)
+    loops: list[Heartbeat] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with anyio.create_task_group() as group:
+            for index in range(size):
+                directory = Path(tmp) / str(index)
+                directory.mkdir()
+                client = PlatformClient(
+                    "http://platform.test",
+                    f"fleet-{index}",
+                    TokenStore(directory),
+                    transport=transport,
+                )
+                beat = Heartbeat(
+                    client,
+                    Health(clock=vt),
+                    url=f"http://10.1.{index // 250}.{index % 250 + 1}:8000",
+                    card=lambda: {"name": "fleet", "description": "", "version": "1"},
+                    interval=30.0,
+                    sleep=vt.sleep,
+                    clock=vt,
+                    rng=rng.random,
+                )
+                loops.append(beat)
+
+                async def start(beat: Heartbeat = beat) -> None:
+                    await vt.sleep(rng.uniform(0, 30))  # a fleet that was already running
+                    await beat.run()
+
+                group.start_soon(start)
+            await vt.run_until(lambda: sum(b.beats_sent for b in loops) >= 3 * size)
+            down_at = vt.now
+            if outage:
+                emulator.outage(outage)
+                await vt.run_until(lambda: vt.now >= down_at + outage)
+            emulator.restart()  # back, with every workspace forgotten
+            back_at = vt.now
+            await vt.run_until(lambda: len(emulator.workspaces) == size, limit=600)
+            all_back = vt.now - back_at
+            group.cancel_scope.cancel()
+    times = sorted(c.time for c in emulator.calls if c.time >= down_at)
+    peak, first = 0, 0
+    for last, moment in enumerate(times):
+        while times[first] <= moment - 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return {"peak": peak, "all_back": all_back}
+
+
+def bench_fleet(size: int) -> list[Row]:
+    rows = []
+    limit = 0.2 * size
+    for outage, label in ((0.0, "restart"), (10.0, "10 s outage + restart")):
+        started = time.monotonic()
+        result = anyio.run(_fleet, size, outage)
+        wall = time.monotonic() - started
+        rows += [
+            Row(
+                "fleet",
+                f"peak requests in any 1 s ({size} loops, {label})",
+                result["peak"],
+                "req",
+                f"<= {limit:.0f}",
+                result["peak"] <= limit,
+                f"virtual time; {wall:.1f} s wall",
+            ),
+            Row(
+                "fleet",
+                f"platform back -> all registered again ({label})",
+                result["all_back"],
+                "s",
+                "<= 65 (cap 60 + 5)",
+                result["all_back"] <= 65,
+                "virtual time",
+            ),
+        ]
+    return rows
+
+
+BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
+    "import": lambda quick: bench_import(3 if quick else 7),
+    "boot": lambda quick: bench_boot(3 if quick else 10),
+    "report": lambda quick: bench_report(2 if quick else 5),
+    "recovery": lambda quick: bench_recovery(2 if quick else 5),
+    "steady": lambda quick: bench_steady(5 if quick else 20),
+    "fleet": lambda quick: bench_fleet(200 if quick else 1000),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller fleet")
+    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    for name in args.only:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        rows.extend(BENCHMARKS[name](args.quick))
+    width = max(len(r.metric) for r in rows)
+    print(f"{'benchmark':<9}  {'metric':<{width}}  {'value':>9}  {'target':<18}  met  detail")
+    for r in rows:
+        met = {True: "yes", False: "NO", None: "-"}[r.met]
+        print(
+            f"{r.benchmark:<9}  {r.metric:<{width}}  {r.value:>7.1f} {r.unit:<2}"
+            f"  {r.target + ' ' + r.unit:<18}  {met:<3}  {r.detail}"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "quick": args.quick,
+        "rows": [asdict(r) for r in rows],
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {RESULTS / 'latest.json'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
