@@ -193,6 +193,9 @@ class Heartbeat:
         error = state.outcome.exception() if state.outcome is not None else None
         delay = state.upcoming_sleep
         log.warning("heartbeat failed (%s); next try in %.1f s", error, delay)
+        if isinstance(error, PlatformError):
+            # the platform cannot hear this, but /health, doctor and the logs can
+            self.health.record_failure(classify(error, "platform"))
 
     async def _beat_with_backoff(self) -> None:
         retrying = AsyncRetrying(

@@ -16,8 +16,8 @@ import pytest
 from runtime_adapter import fingerprint
 from runtime_adapter.testing import FakeLLM, PlatformEmulator, check_adapter, serve_in_thread
 
+from .harness import KEY, WS, Process, free_port, wait_for
 from .test_claude_cli import CLI
-from .test_lifecycle import KEY, WS, Process, free_port, wait_for
 
 TEMPLATE = Path(__file__).parent.parent / "templates" / "claude-code"
 pytestmark = [

@@ -9,8 +9,6 @@ within seconds, recovers without a restart when the volume is fixed, exits
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,56 +25,9 @@ from runtime_adapter import fingerprint
 from runtime_adapter.testing import FakeLLM, PlatformEmulator, serve_in_thread
 
 from .conftest import clean_env
+from .harness import KEY, WS, Process, free_port, wait_for
 
 pytestmark = pytest.mark.slow
-
-WS = "8c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
-KEY = "mm-lifecycle-secret-31d4"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
-
-
-class Process:
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.port = port
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "runtime_adapter", "run"],
-            env={**clean_env(), **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.output = ""
-
-    def get(self, path: str) -> httpx.Response | None:
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=2)
-        except httpx.TransportError:
-            return None
-
-    def stop(self) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        out, _ = self.popen.communicate(timeout=15)
-        self.stopped_in = time.monotonic() - started
-        self.output = out
-        return self.popen.returncode
 
 
 @pytest.fixture
