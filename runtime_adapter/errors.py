@@ -123,16 +123,18 @@ class ConfigError(RuntimeAdapterError):
             return loc
         return self.variable
 
-    def __str__(self) -> str:
+    def located(self) -> str:
+        """The message with its location (file:line:column or variable) in front."""
         text = self.message
         location = self.location
         if self.file is not None and location is not None and text.startswith(self.file):
             text = location + text[len(self.file) :]
         elif location is not None and location not in text:
             text = f"{location}: {text}"
-        if self.hint:
-            text += f" ({self.hint})"
         return text
+
+    def __str__(self) -> str:
+        return f"{self.located()} ({self.hint})" if self.hint else self.located()
 
     def detail(self) -> dict[str, Any]:
         """The structured form, the config part of a sample error (DESIGN §8)."""

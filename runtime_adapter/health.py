@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -84,9 +85,14 @@ class SampleError:
     auth_scheme: str | None = None
     credential_env: str | None = None
     credential_fingerprint: str | None = None
+    variable: str | None = None
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    field: str | None = None
     count: int = 1
-    first_seen: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.time)
+    first_seen: float = dataclass_field(default_factory=time.time)
+    last_seen: float = dataclass_field(default_factory=time.time)
 
     def detail(self) -> dict[str, Any]:
         """The ``sample_error_detail`` object: absent facts are left out."""
@@ -102,6 +108,11 @@ class SampleError:
             "credential_fingerprint": self.credential_fingerprint,
             "message": self.message,
             "hint": self.hint,
+            "variable": self.variable,
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "field": self.field,
             "count": self.count,
             "first_seen": _iso(self.first_seen),
             "last_seen": _iso(self.last_seen),
@@ -214,7 +225,17 @@ def classify(
         return SampleError(kind, severity, source, message, first_seen=now, last_seen=now, **fields)
 
     if isinstance(exc, ConfigError):
-        return make("config_error", "error", exc.message, hint=exc.hint)
+        return make(
+            "config_error",
+            "error",
+            exc.located(),
+            hint=exc.hint,
+            variable=exc.variable,
+            file=exc.file,
+            line=exc.line,
+            column=exc.column,
+            field=exc.field,
+        )
     if isinstance(exc, PlatformError):
         # the agent still works when the platform refuses or is away: a warning
         return make(exc.kind, "warning", exc.message, status=exc.status, endpoint=exc.endpoint)
