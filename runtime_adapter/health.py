@@ -283,7 +283,7 @@ class Health:
         cleared = [key for key in cleared if self._errors[key].kind not in keep]
         for key in cleared:
             del self._errors[key]
-        if cleared:
+        if cleared and source != "platform":
             self._changed()
 
     def record_failure(self, error: SampleError) -> None:
@@ -297,7 +297,9 @@ class Health:
                 error, count=previous.count + error.count, first_seen=previous.first_seen
             )
         self._errors[error.source] = error
-        if previous is None or previous.kind != error.kind:
+        # the platform's own trouble is not news to send it now (a refused register
+        # pokes explicitly); waking the loop for it doubled the herd after an outage
+        if (previous is None or previous.kind != error.kind) and error.source != "platform":
             self._changed()
 
     def _outcome(self, ok: bool) -> None:

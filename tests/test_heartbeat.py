@@ -158,7 +158,11 @@ async def test_refused_register_is_a_warning_beats_continue_card_pushed_and_onli
     health = Health(clock=vt)
     async with running(platform, tmp_path, vt, url="http://172.18.0.5:8000", health=health):
         await vt.run_until(
-            lambda: len(beats(platform, 200)) >= 3 and beat_after_last_register(platform)
+            lambda: (
+                len(beats(platform, 200)) >= 3
+                and beat_after_last_register(platform)
+                and (platform.view(WS) or {}).get("status") == "online"
+            )
         )
     error = health.current()
     assert error is not None
