@@ -16,7 +16,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,14 @@ import httpx
 from runtime_adapter.health import Health
 from runtime_adapter.heartbeat import Heartbeat
 from runtime_adapter.platform import PlatformClient
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, VirtualTime, serve_in_thread
+from runtime_adapter.testing import (
+    FakeLLM,
+    PlatformEmulator,
+    VirtualTime,
+    free_port,
+    serve_in_thread,
+    wait_until,
+)
 from runtime_adapter.tokens import TokenStore
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,21 +59,8 @@ class Row:
     detail: str = ""
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not met")
-        time.sleep(0.002)
+    return wait_until(condition, timeout, poll=0.002)
 
 
 def _clean_env() -> dict[str, str]:
@@ -98,7 +91,7 @@ def _runtime(
             "PLATFORM_URL": platform_url,
             "WORKSPACE_CONFIG_PATH": str(configs),
             "ADAPTER_MODULE": "runtime_adapter.testing.echo",
-            "PORT": str(_free_port()),
+            "PORT": str(free_port()),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "WARNING",
             **extra,

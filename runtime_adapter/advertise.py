@@ -17,9 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ._netrules import url_verdict
+import anyio
 
-__all__ = ["Advertisement", "Candidate", "NetworkFacts", "choose_url", "gather_facts"]
+from ._netrules import url_verdict
+from .settings import Settings
+from .volume import WorkspaceConfig
+
+__all__ = [
+    "DEFAULT_PORT",
+    "Advertisement",
+    "Candidate",
+    "NetworkFacts",
+    "advertise",
+    "choose_url",
+    "gather_facts",
+    "listen_port",
+]
+
+DEFAULT_PORT = 8000
 
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12}([0-9a-f]{52})?\Z")
 _BIND_ADDRESSES = frozenset({"0.0.0.0", "::", "[::]"})  # noqa: S104 - refused, not bound
@@ -240,4 +255,32 @@ def gather_facts(
         resolved=resolved,
         hosts_file_names=hosts_names,
         route_address=route,
+    )
+
+
+def listen_port(settings: Settings, config: WorkspaceConfig | None) -> int:
+    """``PORT``, else config ``a2a.port``, else 8000."""
+    if settings.port is not None:
+        return settings.port
+    if config is not None and config.a2a.port is not None:
+        return config.a2a.port
+    return DEFAULT_PORT
+
+
+async def advertise(settings: Settings, port: int) -> Advertisement:
+    """Gather the network facts in a worker thread, then choose the URL (DESIGN §6)."""
+    workspace_id = settings.workspace_id or ""
+    names = [n for n in (settings.advertise_host, f"ws-{workspace_id[:12]}") if n]
+    facts = await anyio.to_thread.run_sync(
+        lambda: gather_facts(platform_url=settings.platform_url, names=names)
+    )
+    return choose_url(
+        port=port,
+        workspace_id=workspace_id or None,
+        platform_url=settings.platform_url,
+        saas=settings.saas,
+        facts=facts,
+        advertise_url=settings.advertise_url,
+        advertise_host=settings.advertise_host,
+        pod_ip=settings.pod_ip,
     )

@@ -12,7 +12,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from typing import TextIO
 
 from .adapter import ENTRY_POINT_GROUP
 from .errors import ConfigError
-from .testing import FakeLLM, PlatformEmulator, serve_in_thread
+from .testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
 from .volume import load_config
 
 __all__ = ["run_dev"]
@@ -68,12 +67,6 @@ def _installed(runtime: str) -> bool:
     return any(True for _ in entry_points(group=ENTRY_POINT_GROUP, name=runtime))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _status_line(view: dict[str, object] | None, started: float) -> str:
     elapsed = time.monotonic() - started
     if view is None:
@@ -110,7 +103,7 @@ def run_dev(
         else:
             configs.mkdir()
             (configs / "config.yaml").write_text(EXAMPLE_CONFIG)
-        port = _free_port()
+        port = free_port()
         runtime = _runtime_of(configs)
         if adapter == "auto":
             adapter = "" if runtime and _installed(runtime) else "runtime_adapter.testing.echo"

@@ -17,7 +17,7 @@ import anyio
 import httpx
 
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
-from .advertise import choose_url, gather_facts
+from .advertise import advertise, listen_port
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError
 from .health import Health
@@ -136,22 +136,7 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
 
 
 async def _advertised(settings: Settings, config: WorkspaceConfig | None) -> Check:
-    assert settings.workspace_id is not None
-    port = settings.port or (config.a2a.port if config and config.a2a.port else 8000)
-    names = [n for n in (settings.advertise_host, f"ws-{settings.workspace_id[:12]}") if n]
-    facts = await anyio.to_thread.run_sync(
-        lambda: gather_facts(platform_url=settings.platform_url, names=names)
-    )
-    chosen = choose_url(
-        port=port,
-        workspace_id=settings.workspace_id,
-        platform_url=settings.platform_url,
-        saas=settings.saas,
-        facts=facts,
-        advertise_url=settings.advertise_url,
-        advertise_host=settings.advertise_host,
-        pod_ip=settings.pod_ip,
-    )
+    chosen = await advertise(settings, listen_port(settings, config))
     if chosen.predicted_refusal is None:
         return Check("advertised URL", "pass", chosen.explain())
     return Check(

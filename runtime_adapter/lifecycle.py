@@ -27,7 +27,7 @@ import anyio
 import httpx
 
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
-from .advertise import Advertisement, choose_url, gather_facts
+from .advertise import Advertisement, advertise, listen_port
 from .card import build_card, minimal_card
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError
@@ -45,7 +45,6 @@ __all__ = ["Phase", "Runtime"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8000
 WATCH_INTERVAL = 1.0
 SHUTDOWN_BUDGET = 8.0
 
@@ -265,29 +264,11 @@ class Runtime:
     # -- platform ---------------------------------------------------------------------
 
     def _port(self) -> int:
-        if self.settings.port is not None:
-            return self.settings.port
-        if self.config is not None and self.config.a2a.port is not None:
-            return self.config.a2a.port
-        return DEFAULT_PORT
+        return listen_port(self.settings, self.config)
 
     async def _advertise(self, port: int) -> Advertisement:
-        settings = self.settings
-        names = [name for name in (settings.advertise_host, f"ws-{self.workspace_id[:12]}") if name]
         with _stage("advertise"):
-            facts = await anyio.to_thread.run_sync(
-                lambda: gather_facts(platform_url=self.platform_url, names=names)
-            )
-            chosen = choose_url(
-                port=port,
-                workspace_id=self.workspace_id,
-                platform_url=self.platform_url,
-                saas=settings.saas,
-                facts=facts,
-                advertise_url=settings.advertise_url,
-                advertise_host=settings.advertise_host,
-                pod_ip=settings.pod_ip,
-            )
+            chosen = await advertise(self.settings, port)
         log.info("%s", chosen.explain())
         if chosen.predicted_refusal:
             log.info(

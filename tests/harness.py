@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,27 +11,19 @@ from typing import Any
 
 import httpx
 
+from runtime_adapter.testing import wait_until
+
 from .conftest import clean_env
 
 WS = "8c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f"
 KEY = "mm-lifecycle-secret-31d4"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
+    try:
+        return wait_until(condition, timeout, poll=0.05)
+    except TimeoutError:
+        raise AssertionError("condition not met in time") from None
 
 
 class Process:

@@ -14,9 +14,15 @@ import httpx
 import pytest
 
 from runtime_adapter import fingerprint
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, check_adapter, serve_in_thread
+from runtime_adapter.testing import (
+    FakeLLM,
+    PlatformEmulator,
+    check_adapter,
+    free_port,
+    serve_in_thread,
+)
 
-from .harness import KEY, WS, Process, free_port, wait_for
+from .harness import KEY, WS, Process, wait_for
 from .test_claude_cli import CLI
 
 TEMPLATE = Path(__file__).parent.parent / "templates" / "claude-code"

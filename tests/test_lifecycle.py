@@ -22,10 +22,10 @@ from a2a.types import AgentCard
 from google.protobuf import json_format
 
 from runtime_adapter import fingerprint
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, serve_in_thread
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
 
 from .conftest import clean_env
-from .harness import KEY, WS, Process, free_port, wait_for
+from .harness import KEY, WS, Process, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ driving the emulator are in ``runtime_adapter.testing.fixtures``.
 
 from __future__ import annotations
 
-from ._serve import serve_in_thread
+from ._serve import free_port, serve_in_thread, wait_until
 from .conformance import check_adapter
 from .echo import EchoAdapter
 from .fake_llm import FakeLLM, LLMRequest
@@ -24,5 +24,7 @@ __all__ = [
     "VirtualTime",
     "WorkspaceRecord",
     "check_adapter",
+    "free_port",
     "serve_in_thread",
+    "wait_until",
 ]

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 
-__all__ = ["serve_in_thread"]
+T = TypeVar("T")
+
+__all__ = ["free_port", "serve_in_thread", "wait_until"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (for a server a test starts next)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 20.0, poll: float = 0.01) -> T:
+    """Poll ``condition`` until it returns something truthy, and return that (blocking)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(poll)
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, serve_in_thread
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
 
-from ..harness import KEY, WS, Process, free_port
+from ..harness import KEY, WS, Process
 
 
 @dataclass

@@ -15,8 +15,9 @@ import pytest
 from runtime_adapter import fingerprint
 from runtime_adapter.lifecycle import Runtime
 from runtime_adapter.settings import load_settings
+from runtime_adapter.testing import free_port
 
-from ..harness import KEY, WS, free_port, wait_for
+from ..harness import KEY, WS, wait_for
 from .conftest import World
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,10 @@ import pytest
 from runtime_adapter.health import Health
 from runtime_adapter.heartbeat import Heartbeat
 from runtime_adapter.platform import PlatformClient
-from runtime_adapter.testing import PlatformEmulator, serve_in_thread
+from runtime_adapter.testing import PlatformEmulator, free_port, serve_in_thread
 from runtime_adapter.tokens import TokenStore
 
-from ..harness import WS, free_port, wait_for
+from ..harness import WS, wait_for
 from .conftest import World
 
 pytestmark = pytest.mark.slow
