@@ -263,21 +263,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .lifecycle import Runtime
     from .logs import setup_logging
 
-    try:
-        settings = load_settings()
-        problem: ConfigError | None = None
-    except ConfigError as error:
-        # still report: a process that exits on a bad variable is a crash loop
-        problem = error
-        settings = Settings.model_construct(
-            workspace_id=environ["WORKSPACE_ID"].strip(),
-            platform_url=environ["PLATFORM_URL"].strip().rstrip("/"),
-        )
+    problem: ConfigError | None = None
+    while True:
+        try:
+            settings = load_settings()
+            break
+        except ConfigError as error:
+            if error.variable in ("WORKSPACE_ID", "PLATFORM_URL"):
+                _fail(f"{error}: nothing can be reported to the platform without it")
+                return EX_CONFIG
+            # still report: a process that exits on a bad variable is a crash loop.
+            # Boot without the bad variable (its default), and report it on every boot.
+            problem = problem or error
+            if error.variable is None or os.environ.pop(error.variable, None) is None:
+                settings = Settings.model_construct(
+                    workspace_id=environ["WORKSPACE_ID"].strip(),
+                    platform_url=environ["PLATFORM_URL"].strip().rstrip("/"),
+                )
+                break
     setup_logging(settings.log_format, settings.log_level)
-    runtime = Runtime(settings, environ)
-    if problem is not None:
-        runtime.settings_error = problem
-    anyio.run(runtime.run)
+    anyio.run(Runtime(settings, environ, settings_error=problem).run)
     return 0
 
 

@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +129,7 @@ class Runtime:
         *,
         platform_transport: httpx.AsyncBaseTransport | None = None,
         host: str = "0.0.0.0",  # noqa: S104 - the runtime serves the platform's proxy
+        settings_error: ConfigError | None = None,
     ) -> None:
         if not settings.workspace_id or not settings.platform_url:
             raise ValueError("Runtime needs WORKSPACE_ID and PLATFORM_URL")
@@ -150,7 +152,9 @@ class Runtime:
         self.started = time.monotonic()
         self.server_state = ServerState(self.health, self.card, details=self._details)
         self._boot_error = ""
-        self.settings_error: ConfigError | None = None
+        # a bad setting when WORKSPACE_ID and PLATFORM_URL are still usable: every boot
+        # fails with it, and the process reports it instead of exiting (no crash loop)
+        self.settings_error = settings_error
 
     # -- state ------------------------------------------------------------------------
 
@@ -189,6 +193,7 @@ class Runtime:
         """One boot attempt: volume, env plan, apply, adapter, probe, start. True on success."""
         self._enter(Phase.BOOTING)
         settings = self.settings
+        adapter: BaseAdapter | None = None
         try:
             if self.settings_error is not None:
                 raise self.settings_error
@@ -232,7 +237,17 @@ class Runtime:
             return self._failed(classify(error, "config", redact=REDACTOR), str(error))
         except Exception as error:  # an adapter crash is reported, not raised
             log.exception("boot failed")
-            return self._failed(classify(error, "runtime", redact=REDACTOR), str(error))
+            if adapter is not None:
+                await self._stop_adapter(adapter)  # it may have half started
+            crash = classify(error, "runtime", redact=REDACTOR)
+            # whatever the exception, a boot that did not finish is a crash, not a warning
+            crash = replace(
+                crash,
+                kind="runtime_crash",
+                severity="error",
+                message=f"the adapter did not start: {crash.message}",
+            )
+            return self._failed(crash, str(error) or type(error).__name__)
         self.adapter, self.context = adapter, context
         self.health.record_success("config")
         self.health.record_success("runtime")
@@ -410,11 +425,15 @@ class Runtime:
                     except Exception as error:  # best effort on the way out
                         log.warning("last heartbeat failed: %s", error)
             if self.adapter is not None:
-                with anyio.move_on_after(self.adapter.stop_timeout) as scope:
-                    try:
-                        await self.adapter.stop()
-                    except Exception:
-                        log.exception("adapter stop failed")
-                if scope.cancelled_caught:
-                    log.warning("adapter stop took more than %.0f s", self.adapter.stop_timeout)
+                await self._stop_adapter(self.adapter)
         log.info("stopped")
+
+    async def _stop_adapter(self, adapter: BaseAdapter) -> None:
+        """``adapter.stop()``, bounded by its ``stop_timeout`` and shielded."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(adapter.stop_timeout) as scope:
+            try:
+                await adapter.stop()
+            except Exception:
+                log.exception("adapter stop failed")
+        if scope.cancelled_caught:
+            log.warning("adapter stop took more than %.0f s", adapter.stop_timeout)

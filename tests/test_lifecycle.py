@@ -199,3 +199,56 @@ def test_missing_workspace_id_exits_78_naming_it() -> None:
     )
     assert done.returncode == 78
     assert done.stderr.startswith("runtime-adapter: error: WORKSPACE_ID is not set")
+
+
+def test_adapter_that_fails_to_start_is_a_reported_crash(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], tmp_path: Path
+) -> None:
+    package = tmp_path / "crashy"
+    package.mkdir()
+    (package / "crashy_adapter.py").write_text(
+        "from runtime_adapter import BaseAdapter\n"
+        "class Crashy(BaseAdapter):\n"
+        "    name = 'crashy'\n"
+        "    async def start(self, ctx):\n"
+        "        raise RuntimeError('agent binary missing')\n"
+    )
+    process = start(ADAPTER_MODULE="crashy_adapter", PYTHONPATH=str(package))
+    state = wait_for(
+        lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
+    )
+    detail = state["last_sample_error_detail"]
+    assert (detail["kind"], detail["severity"], detail["source"]) == (
+        "runtime_crash",
+        "error",
+        "runtime",
+    )
+    assert "agent binary missing" in detail["message"]
+    health = wait_for(lambda: process.get("/health"))
+    assert health.status_code == 503
+
+
+def test_a_bad_setting_is_reported_instead_of_exiting(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str]
+) -> None:
+    process = start(HEARTBEAT_INTERVAL_SECONDS="often")
+    state = wait_for(
+        lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
+    )
+    detail = state["last_sample_error_detail"]
+    assert (detail["kind"], detail["variable"]) == ("config_error", "HEARTBEAT_INTERVAL_SECONDS")
+    assert process.alive()
+
+
+def test_bad_platform_url_exits_78() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime_adapter", "run"],
+        env={**clean_env(), "WORKSPACE_ID": "ws", "PLATFORM_URL": "platform:8080"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert "PLATFORM_URL" in done.stderr
+    assert "Traceback" not in done.stderr
