@@ -10,6 +10,8 @@ writing a template needs no change to this package.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,8 +35,9 @@ __all__ = ["AdapterContext", "BaseAdapter", "discover_adapter", "load_adapter_cl
 
 ENTRY_POINT_GROUP = "runtime_adapter.adapters"
 PROBE_TIMEOUT = 10.0
-# the cheapest current model for the probe when the plan pins none (Anthropic arms)
-DEFAULT_PROBE_MODEL = "claude-haiku-4-5"
+# the beta flag under which Anthropic's API takes a Claude subscription's OAuth token
+OAUTH_BETA = "oauth-2025-04-20"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,21 +128,31 @@ class BaseAdapter:
         return config.skills
 
     async def probe(self, ctx: AdapterContext) -> None:
-        """The credential probe (see the class docstring). Skipped without a provider."""
-        if ctx.plan.provider is None:
-            return
-        import anthropic  # imported only now: after the env is applied
+        """The credential probe (see the class docstring). Skipped without a provider.
 
-        model = ctx.plan.model
-        if (
-            ctx.plan.arm is not None
-            and ctx.plan.arm.anthropic
-            and not (model or "").startswith("claude-")
-        ):
-            model = DEFAULT_PROBE_MODEL  # CLI aliases (sonnet, opus) are not API model ids
-        async with anthropic.AsyncAnthropic(max_retries=0, timeout=PROBE_TIMEOUT) as client:
+        The model comes from the plan (the arm's small model, else the configured
+        one), never from this code. An OAuth token (``anthropic-oauth``) is sent as
+        ``Authorization: Bearer`` with the OAuth beta header, the way the Claude
+        Code CLI sends it; the SDK alone reads only API keys.
+        """
+        plan = ctx.plan
+        if plan.provider is None or plan.arm is None:
+            return
+        model = plan.probe_model
+        if model is None:
+            log.info("credential probe skipped: arm %s names no API model id", plan.provider)
+            return
+        # imported only now (after the env is applied), and in a worker thread: the
+        # import takes most of a second, and the heartbeat shares this event loop
+        anthropic = await anyio.to_thread.run_sync(importlib.import_module, "anthropic")
+
+        options: dict[str, Any] = {"max_retries": 0, "timeout": PROBE_TIMEOUT}
+        if plan.arm.auth == "oauth":
+            options["auth_token"] = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
+            options["default_headers"] = {"anthropic-beta": OAUTH_BETA}
+        async with anthropic.AsyncAnthropic(**options) as client:
             await client.messages.create(
-                model=model or DEFAULT_PROBE_MODEL,
+                model=model,
                 max_tokens=1,
                 messages=[{"role": "user", "content": "ping"}],
             )

@@ -26,7 +26,9 @@ from .settings import SecretsDir
 from .volume import WorkspaceConfig
 
 __all__ = [
+    "HOST_FLAG",
     "MANAGED_VARIABLES",
+    "MODEL_SLOTS",
     "Action",
     "Assignment",
     "EnvPlan",
@@ -37,22 +39,42 @@ __all__ = [
     "plan_env",
 ]
 
+HOST_FLAG = "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST"
+# Every model-routing variable the bundled Claude Code CLI reads (2.1.330). A
+# test scans the CLI binary and fails when it reads a slot missing here.
+MODEL_SLOTS = (
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_DEFAULT_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_DEFAULT_FABLE_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_SUBAGENT_MODEL",
+    "CLAUDE_CODE_WORKFLOW_SUBAGENT_MODEL",
+    "CLAUDE_CODE_AUTO_MODE_MODEL",
+    "CLAUDE_CODE_BG_CLASSIFIER_MODEL",
+)
+# the haiku and background slots: an arm's small model when it declares one
+SMALL_MODEL_SLOTS = (
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_BG_CLASSIFIER_MODEL",
+)
+# the labels the CLI shows for a pinned slot: never left over from another projection
+MODEL_LABELS = tuple(
+    f"ANTHROPIC_DEFAULT_{slot}_MODEL_{label}"
+    for slot in ("OPUS", "SONNET", "HAIKU", "FABLE")
+    for label in ("NAME", "DESCRIPTION", "SUPPORTED_CAPABILITIES")
+)
 MANAGED_VARIABLES = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_DEFAULT_OPUS_MODEL",
-    "ANTHROPIC_DEFAULT_SONNET_MODEL",
-    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
-    "ANTHROPIC_SMALL_FAST_MODEL",
     "CLAUDE_CODE_OAUTH_TOKEN",
-)
-_PINNED_MODELS = (
-    "ANTHROPIC_DEFAULT_OPUS_MODEL",
-    "ANTHROPIC_DEFAULT_SONNET_MODEL",
-    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
-    "ANTHROPIC_SMALL_FAST_MODEL",
+    HOST_FLAG,
+    *MODEL_SLOTS,
+    *MODEL_LABELS,
 )
 _CREDENTIAL_VARIABLE = {
     "bearer": "ANTHROPIC_AUTH_TOKEN",
@@ -120,6 +142,17 @@ class EnvPlan:
     credential: Credential | None = None
     base_url: str | None = None
 
+    @property
+    def probe_model(self) -> str | None:
+        """The model a credential probe asks for: an Anthropic arm's configured ``claude-*``
+        id, else the arm's small model, else the plan's (None when none is an API model id,
+        e.g. a CLI alias such as ``sonnet`` with no small model)."""
+        if self.arm is None:
+            return None
+        if self.arm.anthropic and (self.model or "").startswith("claude-"):
+            return self.model  # the configured id itself: never one this package may retire
+        return self.arm.small_model or (None if self.arm.anthropic else self.model)
+
     def target(self) -> dict[str, str | None]:
         """Each variable's planned value (None: must be absent)."""
         return {item.name: item.value for item in self.assignments}
@@ -142,7 +175,7 @@ class EnvPlan:
             "provider": self.provider,
             "model": self.model,
             "set": {item.name: item.display for item in self.assignments if item.value is not None},
-            "unset": self.unset(),
+            "unset": [name for name, act in self.actions.items() if act is Action.UNSET],
             "warnings": list(self.warnings),
             "error": None,
             "variables": [
@@ -289,7 +322,8 @@ def _resolve(
         serving = [arm for arm in arms.values() if arm.serves(model)]
         if not serving:
             known = [m for arm in arms.values() for m in arm.listed_models()]
-            close = difflib.get_close_matches(model, known, n=1)
+            # only a likely typo gets a suggestion: a new model id is not steered away
+            close = difflib.get_close_matches(model, known, n=1, cutoff=0.85)
             raise ProviderError(
                 f"no provider arm serves model {model!r} (from {model_source})",
                 hint=(f"did you mean {close[0]!r}? " if close else "")
@@ -542,6 +576,9 @@ def plan_env(
     decided: dict[str, Assignment] = {name: Assignment(name, None, unset_source) for name in names}
     credential: Credential | None = None
     base_url: str | None = None
+    # the host owns the provider: without this, an env block in any .claude/settings.json
+    # overrides the process environment in the Claude Code CLI (measured with 2.1.330)
+    decided[HOST_FLAG] = Assignment(HOST_FLAG, "1", "the host owns the provider (DESIGN §5 rule 8)")
 
     if arm is None:
         warnings.append(
@@ -560,8 +597,13 @@ def plan_env(
             decided["ANTHROPIC_MODEL"] = Assignment("ANTHROPIC_MODEL", model, source)
             if not arm.anthropic:
                 # so the Claude Code CLI never asks a third party for a claude-* id
-                for name in _PINNED_MODELS:
-                    decided[name] = Assignment(name, model, f"pinned to the model ({source})")
+                small = arm.small_model if arm.small_model is not None else model
+                for name in MODEL_SLOTS[1:]:
+                    if name in SMALL_MODEL_SLOTS and arm.small_model is not None:
+                        why = f"small model of arm {arm.name} ({arm.origin})"
+                        decided[name] = Assignment(name, small, why)
+                    else:
+                        decided[name] = Assignment(name, model, f"pinned to the model ({source})")
         for name, value in arm.env.items():
             decided[name] = Assignment(name, value, f"arm {arm.name} env ({arm.origin})")
 

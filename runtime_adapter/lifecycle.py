@@ -40,7 +40,7 @@ from .reconcile import reconcile
 from .server import ServerState, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
-from .volume import WorkspaceConfig, wait_for_config
+from .volume import TOKEN_FILE, WorkspaceConfig, wait_for_config
 
 __all__ = ["Phase", "Runtime"]
 
@@ -96,6 +96,10 @@ def _signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
         if root is None:
             continue
         try:
+            if not root.is_dir():
+                stat = root.stat()
+                entries.append((str(root), stat.st_size, stat.st_mtime_ns))
+                continue
             children = list(root.iterdir())
         except OSError:
             entries.append((str(root), -1, -1))
@@ -152,6 +156,7 @@ class Runtime:
         self.started = time.monotonic()
         self.server_state = ServerState(self.health, self.card, details=self._details)
         self._boot_error = ""
+        self._group: anyio.abc.TaskGroup | None = None
         # a bad setting when WORKSPACE_ID and PLATFORM_URL are still usable: every boot
         # fails with it, and the process reports it instead of exiting (no crash loop)
         self.settings_error = settings_error
@@ -228,8 +233,7 @@ class Runtime:
                 status=self.status,
                 redact=REDACTOR,
             )
-            with _stage("probe"):
-                await adapter.run_probe(context)
+            self._probe_soon(adapter, context)
             with _stage("adapter start"), anyio.fail_after(adapter.start_timeout):
                 await adapter.start(context)
             self.server_state.set_routes(adapter.routes(context))
@@ -255,6 +259,19 @@ class Runtime:
         self._boot_error = ""
         self._enter(Phase.RUNNING)
         return True
+
+    def _probe_soon(self, adapter: BaseAdapter, context: AdapterContext) -> None:
+        """The credential probe runs beside the rest of the boot; register never waits
+        for it, and its outcome reaches the platform as soon as it is known (§8)."""
+
+        async def probe() -> None:
+            with _stage("probe"):
+                passed = await adapter.run_probe(context)
+            log.info("credential probe %s", "passed" if passed else "failed")
+
+        if self._group is None:
+            return
+        self._group.start_soon(probe)
 
     def _failed(self, error: Any, text: str) -> bool:
         self.health.record_failure(error)
@@ -295,18 +312,21 @@ class Runtime:
         return chosen
 
     async def _recheck_credentials(self) -> None:
-        """While the probe's error is sticky, re-plan when the secrets change and probe
-        again every ``PROBE_RETRY_SECONDS`` (±10 %), so a fixed key recovers by itself."""
-        secrets_dir = self.settings.runtime_secrets_dir
-        before = await anyio.to_thread.run_sync(_signature, secrets_dir)
+        """Keep the projection true while running: when the secrets directory or the
+        workspace token file changes, plan again and, if the plan changed, apply it and
+        probe again (the platform arm's bearer is the workspace token); while the probe's
+        error is sticky, probe again every ``PROBE_RETRY_SECONDS`` (±10 %)."""
+        roots = (self.settings.runtime_secrets_dir, self.settings.config_path / TOKEN_FILE)
+        before = await anyio.to_thread.run_sync(_signature, *roots)
+        retry_at = time.monotonic() + self._probe_delay()
         while True:
-            await anyio.sleep(self.settings.probe_retry_seconds * random.uniform(0.9, 1.1))  # noqa: S311
+            await anyio.sleep(WATCH_INTERVAL)
             if self.phase is not Phase.RUNNING or self.adapter is None or self.context is None:
                 continue
-            now = await anyio.to_thread.run_sync(_signature, secrets_dir)
+            now = await anyio.to_thread.run_sync(_signature, *roots)
             changed, before = now != before, now
-            if not changed and not any(e.source == "llm_probe" for e in self.health.errors()):
-                continue
+            sticky = any(e.source == "llm_probe" for e in self.health.errors())
+            due = sticky and time.monotonic() >= retry_at
             if changed:
                 try:
                     reconciled = await anyio.to_thread.run_sync(
@@ -315,13 +335,24 @@ class Runtime:
                 except ConfigError as error:
                     self.health.record_failure(classify(error, "config", redact=REDACTOR))
                     continue
-                REDACTOR.add(*(a.value for a in reconciled.plan.assignments if a.secret))
-                apply_plan(reconciled.plan, os.environ)
-                self.plan = self.context.plan = reconciled.plan
                 self.health.record_success("config")
-                log.info("secrets changed: provider env planned and applied again")
+                if reconciled.plan.target() != self.plan_target():
+                    REDACTOR.add(*(a.value for a in reconciled.plan.assignments if a.secret))
+                    apply_plan(reconciled.plan, os.environ)
+                    self.plan = self.context.plan = reconciled.plan
+                    log.info("credentials changed: provider env planned and applied again")
+                    due = True
+            if not due:
+                continue
+            retry_at = time.monotonic() + self._probe_delay()
             if await self.adapter.run_probe(self.context):
-                log.info("credential probe passed again")
+                log.info("credential probe passed")
+
+    def _probe_delay(self) -> float:
+        return self.settings.probe_retry_seconds * random.uniform(0.9, 1.1)  # noqa: S311
+
+    def plan_target(self) -> dict[str, str | None]:
+        return self.plan.target() if self.plan is not None else {}
 
     async def _check_reachable(self) -> None:
         """GET <advertised>/health from inside, once, and log what happened."""
@@ -338,6 +369,7 @@ class Runtime:
         """Boot, serve, register and heartbeat until SIGTERM/SIGINT or cancellation."""
         stopping = anyio.Event()
         async with AsyncExitStack() as stack, anyio.create_task_group() as group:
+            self._group = group
             group.start_soon(self._signals, stopping)
             booted = await self._unless(stopping, self.boot)
             if not stopping.is_set():

@@ -88,7 +88,9 @@ class Arm(BaseModel):
     base_url: str | None = None
     base_url_env: str | None = None
     models: tuple[str, ...] = ()
+    suggested: tuple[str, ...] = ()
     default_model: str | None = None
+    small_model: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     origin: str = "built-in"
 
@@ -155,8 +157,10 @@ class Arm(BaseModel):
                 )
         elif self.base_url is None and self.base_url_env is None:
             raise ValueError("a third-party arm needs base_url or base_url_env")
-        if self.default_model is not None and not self.serves(self.default_model):
-            raise ValueError(f"default_model {self.default_model} is not in models")
+        for what in ("default_model", "small_model"):
+            value = getattr(self, what)
+            if value is not None and not self.serves(value):
+                raise ValueError(f"{what} {value} is not served by the arm's models")
         return self
 
     @property
@@ -169,15 +173,17 @@ class Arm(BaseModel):
         return self.display_name or self.name
 
     def serves(self, model: str) -> bool:
-        """Whether ``model`` is listed, exactly or by a ``*`` pattern."""
+        """Whether ``model`` is served: named exactly or matched by a family pattern
+        (``MiniMax-*``), so a model released after this package works unchanged."""
         return any(
             fnmatch.fnmatchcase(model, entry) if "*" in entry else model == entry
             for entry in self.models
         )
 
     def listed_models(self) -> list[str]:
-        """The models named exactly (no patterns)."""
-        return [entry for entry in self.models if "*" not in entry]
+        """Model ids to suggest in messages: ``suggested``, then exact ``models`` entries."""
+        exact = [entry for entry in self.models if "*" not in entry]
+        return list(dict.fromkeys([*self.suggested, *exact]))
 
     def model_default(self) -> str | None:
         """The model used when only the provider is given (None: the runtime's own default)."""
@@ -228,7 +234,19 @@ def _arms_from(
         merged: dict[str, Any] = {}
         if name in arms:
             merged = arms[name].model_dump(exclude={"name", "origin"}, exclude_defaults=True)
+        fields = dict(fields)
+        added = fields.pop("add_models", None)
+        if "models" in fields:
+            # new families: inherited default/small models that no longer fit go too
+            for what in ("default_model", "small_model"):
+                if what not in fields:
+                    merged.pop(what, None)
         merged.update(fields)
+        if added is not None:
+            more = [added] if isinstance(added, str) else added
+            if not isinstance(more, list):
+                more = [more]
+            merged["models"] = [*merged.get("models", ()), *more]
         merged["name"] = name
         merged["origin"] = origin or str(file)
         try:

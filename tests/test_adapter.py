@@ -168,13 +168,14 @@ def test_reporter_and_task_counting() -> None:
     [
         ("sonnet", "ANTHROPIC_API_KEY", "claude-haiku-4-5"),
         ("claude-opus-5", "ANTHROPIC_API_KEY", "claude-opus-5"),
-        ("MiniMax-M2", "MINIMAX_API_KEY", "MiniMax-M2"),
+        ("MiniMax-M2", "MINIMAX_API_KEY", "MiniMax-M2.7-highspeed"),
+        ("sonnet", "CLAUDE_CODE_OAUTH_TOKEN", "claude-haiku-4-5"),
     ],
 )
 async def test_default_probe_through_the_sdk(model: str, env_key: str, probe_model: str) -> None:
     fake = FakeLLM()
     with serve_in_thread(fake.app) as url:
-        base = "ANTHROPIC_BASE_URL" if env_key == "ANTHROPIC_API_KEY" else "MINIMAX_BASE_URL"
+        base = "MINIMAX_BASE_URL" if env_key == "MINIMAX_API_KEY" else "ANTHROPIC_BASE_URL"
         the_plan = plan({"model": model}, {env_key: "probe-key-123456", base: url})
         with mock.patch.dict(os.environ, {}):
             apply_plan(the_plan, os.environ)
@@ -183,6 +184,11 @@ async def test_default_probe_through_the_sdk(model: str, env_key: str, probe_mod
             fake.refuse_key = True
             assert await NameOnly().run_probe(ctx) is False
     assert [r.model for r in fake.requests] == [probe_model, probe_model]
+    # every arm's credential as Authorization: Bearer (this SDK sends API keys so too);
+    # the OAuth token with the beta header the API needs for it
+    assert {r.authorization for r in fake.requests} == {f"Bearer {fingerprint('probe-key-123456')}"}
+    oauth = env_key == "CLAUDE_CODE_OAUTH_TOKEN"
+    assert ("oauth-2025-04-20" in fake.requests[0].headers.get("anthropic-beta", "")) is oauth
     error = ctx.health.current()
     assert error is not None
     assert (error.kind, error.source, error.credential_fingerprint) == (

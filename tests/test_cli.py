@@ -15,6 +15,7 @@ import pytest
 
 from runtime_adapter import fingerprint
 from runtime_adapter.cli import main
+from runtime_adapter.envplan import MODEL_SLOTS
 
 from .conftest import WriteVolume, clean_env
 
@@ -81,19 +82,26 @@ def test_env_json_has_the_documented_shape(minimax_env: dict[str, str]) -> None:
     assert {k: data[k] for k in ("provider", "model", "unset", "error")} == {
         "provider": "minimax",
         "model": "MiniMax-M2",
-        "unset": ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"],
+        # only what applying the plan removes; the variables entries agree
+        "unset": ["ANTHROPIC_API_KEY"],
         "error": None,
     }
+    small = ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL")
     assert data["set"] == {
         "ANTHROPIC_AUTH_TOKEN": fingerprint(MINIMAX_KEY),
         "ANTHROPIC_BASE_URL": "https://api.minimax.io/anthropic",
-        "ANTHROPIC_MODEL": "MiniMax-M2",
-        "ANTHROPIC_DEFAULT_OPUS_MODEL": "MiniMax-M2",
-        "ANTHROPIC_DEFAULT_SONNET_MODEL": "MiniMax-M2",
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "MiniMax-M2",
-        "ANTHROPIC_SMALL_FAST_MODEL": "MiniMax-M2",
+        "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST": "1",
+        **{
+            slot: "MiniMax-M2.7-highspeed" if slot in small else "MiniMax-M2"
+            for slot in MODEL_SLOTS
+            if slot != "CLAUDE_CODE_BG_CLASSIFIER_MODEL"
+        },
+        "CLAUDE_CODE_BG_CLASSIFIER_MODEL": "MiniMax-M2.7-highspeed",
         "API_TIMEOUT_MS": "3000000",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     }
+    removed = [v["name"] for v in data["variables"] if v["action"] == "unset"]
+    assert removed == data["unset"]
     assert len(data["warnings"]) == 1
 
 
@@ -117,7 +125,7 @@ def test_env_shell_output_evaluates_to_the_plan_without_printing_the_key(
     )
     digest, summary = shell.stdout.splitlines()
     assert "sha256:" + digest.split()[0][:8] == fingerprint(MINIMAX_KEY)
-    assert summary == "api=unset model=MiniMax-M2"
+    assert summary == "api=unset model=MiniMax-M2.7-highspeed"
 
 
 def test_env_config_error_exits_78_with_file_and_remedy(volume: WriteVolume) -> None:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import pytest
 
 from runtime_adapter import Action, EnvGuardError, ProviderError, apply_plan, fingerprint
-from runtime_adapter.envplan import MANAGED_VARIABLES, check_applied, clean_key
+from runtime_adapter.envplan import (
+    HOST_FLAG,
+    MANAGED_VARIABLES,
+    MODEL_SLOTS,
+    check_applied,
+    clean_key,
+)
 
 from .helpers import plan
 
@@ -19,16 +25,22 @@ OAUTH = "sk-ant-oat01-test-0123456789"
 
 UNSET: dict[str, str | None] = dict.fromkeys(MANAGED_VARIABLES)
 UNSET["API_TIMEOUT_MS"] = None
+UNSET["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] = None
+UNSET[HOST_FLAG] = "1"  # every plan: the host owns the provider (rule 8)
+QUIET = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+SMALL = (
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_BG_CLASSIFIER_MODEL",
+)
 
 
-def pinned(model: str) -> dict[str, str]:
-    return {
-        "ANTHROPIC_MODEL": model,
-        "ANTHROPIC_DEFAULT_OPUS_MODEL": model,
-        "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
-        "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-        "ANTHROPIC_SMALL_FAST_MODEL": model,
-    }
+def pinned(model: str, small: str | None = None) -> dict[str, str]:
+    """Every model slot the CLI reads, the haiku/background ones to the arm's small model."""
+    slots = dict.fromkeys(MODEL_SLOTS, model)
+    if small is not None:
+        slots.update(dict.fromkeys(SMALL, small))
+    return slots
 
 
 @pytest.mark.parametrize(
@@ -59,7 +71,8 @@ def pinned(model: str) -> dict[str, str]:
                 "ANTHROPIC_AUTH_TOKEN": MINIMAX_KEY,
                 "ANTHROPIC_BASE_URL": "https://api.minimax.io/anthropic",
                 "API_TIMEOUT_MS": "3000000",
-                **pinned("MiniMax-M2"),
+                **QUIET,
+                **pinned("MiniMax-M2", "MiniMax-M2.7-highspeed"),
             },
             id="minimax",
         ),
@@ -71,7 +84,8 @@ def pinned(model: str) -> dict[str, str]:
             {
                 "ANTHROPIC_AUTH_TOKEN": "kimi-key",
                 "ANTHROPIC_BASE_URL": "https://api.moonshot.ai/anthropic",
-                "API_TIMEOUT_MS": "3000000",
+                "API_TIMEOUT_MS": "600000",
+                **QUIET,
                 **pinned("kimi-k2.6"),
             },
             id="moonshot-via-alias",
@@ -85,12 +99,13 @@ def pinned(model: str) -> dict[str, str]:
                 "ANTHROPIC_AUTH_TOKEN": "glm-key",
                 "ANTHROPIC_BASE_URL": "https://api.z.ai/api/anthropic",
                 "API_TIMEOUT_MS": "3000000",
-                **pinned("glm-4.6"),
+                **QUIET,
+                **pinned("glm-4.6", "glm-4.5-air"),
             },
             id="zai-via-alias",
         ),
         pytest.param(
-            "deepseek-chat",
+            "deepseek-v4-pro",
             {"DEEPSEEK_API_KEY": "ds-key"},
             None,
             "deepseek",
@@ -98,7 +113,8 @@ def pinned(model: str) -> dict[str, str]:
                 "ANTHROPIC_AUTH_TOKEN": "ds-key",
                 "ANTHROPIC_BASE_URL": "https://api.deepseek.com/anthropic",
                 "API_TIMEOUT_MS": "600000",
-                **pinned("deepseek-chat"),
+                **QUIET,
+                **pinned("deepseek-v4-pro", "deepseek-flash"),
             },
             id="deepseek",
         ),
@@ -209,7 +225,7 @@ def test_nothing_configured_clears_the_llm_variables_with_a_warning() -> None:
 
 def test_only_a_key_configured_picks_that_arm() -> None:
     result = plan({}, {"DEEPSEEK_API_KEY": "ds"})
-    assert (result.provider, result.model) == ("deepseek", "deepseek-chat")
+    assert (result.provider, result.model) == ("deepseek", "deepseek-v4-pro")
 
 
 # -- rule 2: contradictions name both sources -----------------------------------------
@@ -271,8 +287,11 @@ def test_byok_arm_without_its_key_names_every_alias_and_the_secrets_dir() -> Non
 def test_unknown_provider_and_unknown_model_suggest_close_names() -> None:
     with pytest.raises(ProviderError, match=r"did you mean 'minimax'\?"):
         plan({"model": "MiniMax-M2"}, {"MODEL_PROVIDER": "minimx"})
-    with pytest.raises(ProviderError, match=r"did you mean 'MiniMax-M2.1'\?"):
-        plan({"model": "MiniMax-M2.11"})
+    with pytest.raises(ProviderError, match=r"did you mean 'MiniMax-M2'\?"):
+        plan({"model": "MiniMx-M2"})
+    with pytest.raises(ProviderError) as caught:
+        plan({"model": "acme-large-9"})
+    assert "did you mean" not in str(caught.value)  # not a typo: no steering
 
 
 def test_platform_arm_needs_the_workspace_token_and_the_proxy_url() -> None:
@@ -321,6 +340,8 @@ def test_stale_projection_is_overwritten_and_then_kept() -> None:
         "ANTHROPIC_AUTH_TOKEN": Action.SET,
         "ANTHROPIC_BASE_URL": Action.SET,
         **dict.fromkeys(pinned("x"), Action.SET),
+        HOST_FLAG: Action.SET,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": Action.SET,
     }
     applied = dict(env)
     apply_plan(first, applied)

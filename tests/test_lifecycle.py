@@ -114,7 +114,7 @@ def test_happy_path_online_with_authenticated_card_bearing_beats(
     probe = llm[0].requests[0]
     assert (probe.path, probe.model, probe.authorization) == (
         "/anthropic/v1/messages",
-        "MiniMax-M2",
+        "MiniMax-M2.7-highspeed",  # the arm's small model: the probe's is never hard-coded
         f"Bearer {fingerprint(KEY)}",
     )
 

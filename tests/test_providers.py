@@ -58,11 +58,18 @@ def test_builtin_arms_and_their_facts() -> None:
         "platform": ((), "bearer", None, "LLM_PROXY_URL"),
     }
     assert arms["minimax"].listed_models() == [
-        "MiniMax-M2",
-        "MiniMax-M2.1",
-        "MiniMax-M2.5",
+        "MiniMax-M3",
         "MiniMax-M2.7",
+        "MiniMax-M2.7-highspeed",
+        "MiniMax-M2.5",
+        "MiniMax-M2",
     ]
+    # families, not closed lists (rule 9): a model released later is served
+    assert arms["minimax"].serves("MiniMax-M4")
+    assert arms["moonshot"].serves("kimi-k3")
+    assert arms["zai"].serves("glm-6")
+    assert arms["deepseek"].serves("deepseek-v5")
+    assert not arms["minimax"].serves("kimi-k2.6")
     assert all(arms["anthropic-oauth"].serves(alias) for alias in ("sonnet", "opus", "haiku"))
     assert arms["platform"].serves("moonshot/kimi-k2.6")
     assert not arms["platform"].serves("MiniMax-M2")
@@ -84,6 +91,8 @@ def test_template_then_volume_override_field_by_field(tmp_path: Path) -> None:
     assert arms["minimax"].key_env == ("MINIMAX_API_KEY",)
     assert arms["minimax"].origin == str(operator)
     assert list(arms)[-1] == "acme"
+    assert arms["minimax"].default_model == "MiniMax-M3"
+    assert arms["minimax"].small_model is None  # the built-in one is not in the new families
     result = plan({"model": "acme-1"}, {"ACME_KEY": "k"}, arms=arms)
     assert result.target()["ANTHROPIC_BASE_URL"] == "https://llm.acme.example/anthropic"
     assert result.target()["ANTHROPIC_AUTH_TOKEN"] == "k"
@@ -137,3 +146,12 @@ def test_base_url_override_on_a_metadata_address_is_refused() -> None:
             {"MINIMAX_API_KEY": "k", "MINIMAX_BASE_URL": "http://169.254.169.254/"},
         )
     assert caught.value.variable == "MINIMAX_BASE_URL"
+
+
+def test_add_models_extends_an_arm_without_restating_its_families(tmp_path: Path) -> None:
+    volume = tmp_path / "providers.yaml"
+    volume.write_text("minimax:\n  add_models: [abab-7]\n")
+    arms = load_arms([volume])
+    assert arms["minimax"].models == ("MiniMax-*", "abab-7")
+    assert arms["minimax"].default_model == "MiniMax-M2.7"
+    assert plan({"model": "abab-7"}, {"MINIMAX_API_KEY": "k"}, arms=arms).provider == "minimax"
