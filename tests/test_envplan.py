@@ -457,3 +457,29 @@ def test_plan_repr_and_summary_never_hold_a_secret() -> None:
     assert MINIMAX_KEY not in text
     assert ANT_KEY not in text
     assert result.summary()["set"]["ANTHROPIC_AUTH_TOKEN"] == fingerprint(MINIMAX_KEY)
+
+
+# -- rule 9: families, not closed lists ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config", [{"model": "MiniMax-M3", "provider": "minimax"}, {"model": "MiniMax-M3"}]
+)
+def test_a_model_released_after_this_package_plans(config: dict[str, str]) -> None:
+    result = plan(config, {"MINIMAX_API_KEY": MINIMAX_KEY})
+    assert (result.provider, result.model) == ("minimax", "MiniMax-M3")
+    assert result.target()["ANTHROPIC_MODEL"] == "MiniMax-M3"
+
+
+def test_an_explicit_provider_outside_its_family_is_still_a_contradiction() -> None:
+    with pytest.raises(ProviderError) as caught:
+        plan({"model": "kimi-k2.6", "provider": "minimax"}, {"MINIMAX_API_KEY": MINIMAX_KEY})
+    message = str(caught.value)
+    assert "provider minimax (from /configs/config.yaml" in message
+    assert "does not serve model kimi-k2.6 (from /configs/config.yaml" in message
+    assert "moonshot" in message  # the arm that does
+
+
+def test_every_plan_hands_the_provider_to_the_host() -> None:
+    for config, env in (({}, {}), ({"model": "MiniMax-M2"}, {"MINIMAX_API_KEY": MINIMAX_KEY})):
+        assert plan(config, env).target()[HOST_FLAG] == "1"

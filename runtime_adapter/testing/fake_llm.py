@@ -75,6 +75,7 @@ class FakeLLM:
         self.reply = reply
         self.refuse_key = refuse_key
         self.error_status = error_status
+        self._accepted: frozenset[str] | None = None
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
@@ -82,6 +83,20 @@ class FakeLLM:
         self.app = Starlette(
             routes=[Route("/{path:path}", self._dispatch, methods=["GET", "HEAD", "POST"])]
         )
+
+    def accept_only(self, *keys: str) -> None:
+        """Answer 401 to any credential but these (a revoked or rotated key); kept as
+        fingerprints. No argument accepts every credential again."""
+        self._accepted = frozenset(fingerprint(key) for key in keys) if keys else None
+
+    def _refused(self, request: Request) -> bool:
+        if self.refuse_key:
+            return True
+        if self._accepted is None:
+            return False
+        bearer = request.headers.get("authorization", "").partition(" ")[2]
+        given = bearer or request.headers.get("x-api-key", "")
+        return fingerprint(given) not in self._accepted
 
     @property
     def requests(self) -> list[LLMRequest]:
@@ -136,7 +151,7 @@ class FakeLLM:
 
     async def _messages(self, request: Request) -> Response:
         body = await self._record(request)
-        status = 401 if self.refuse_key else self.error_status
+        status = 401 if self._refused(request) else self.error_status
         if status is not None:
             kind, message = _ERRORS.get(status, ("api_error", "internal server error"))
             return JSONResponse(
