@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from .advertise import Advertisement, Candidate, NetworkFacts, choose_url, gather_facts
     from .card import build_card, minimal_card
     from .envplan import (
+        HOST_FLAG,
         MANAGED_VARIABLES,
+        MODEL_SLOTS,
         Action,
         Assignment,
         EnvPlan,
@@ -63,7 +65,9 @@ _LAZY = {
     "Health": "health",
     "Heartbeat": "heartbeat",
     "LLMContext": "health",
+    "HOST_FLAG": "envplan",
     "MANAGED_VARIABLES": "envplan",
+    "MODEL_SLOTS": "envplan",
     "NetworkFacts": "advertise",
     "PlatformAuthError": "errors",
     "PlatformClient": "platform",
@@ -121,7 +125,9 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "HOST_FLAG",
     "MANAGED_VARIABLES",
+    "MODEL_SLOTS",
     "Action",
     "AdapterContext",
     "Advertisement",

@@ -1,9 +1,10 @@
 """``runtime-adapter doctor``: what an operator runs on a degraded workspace.
 
-Checks in order (settings, config volume, provider env, advertised URL,
-platform reachability, LLM credential probe), one row each with a verdict
-and, when something is wrong, the remedy. A check whose prerequisite
-failed is skipped, not failed again. Nothing here prints a secret.
+Checks in order (settings, config volume, provider env, Claude Code
+settings files, advertised URL, platform reachability, LLM credential
+probe), one row each with a verdict and, when something is wrong, the
+remedy. A check whose prerequisite failed is skipped, not failed again.
+Nothing here prints a secret.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import anyio
@@ -18,6 +20,7 @@ import httpx
 
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import advertise, listen_port
+from .claude_settings import find_overrides, settings_files
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError
 from .health import Health
@@ -116,6 +119,8 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
         except ConfigError as error:
             checks.append(Check("provider env", "fail", error.message, error.hint or ""))
 
+    checks.append(await anyio.to_thread.run_sync(_claude_settings, settings, environ, plan))
+
     if settings is None or not settings.workspace_id:
         checks.append(Check("advertised URL", "skip", "needs WORKSPACE_ID"))
     else:
@@ -133,6 +138,38 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
     else:
         checks.append(await _probe(settings, config, plan))
     return checks
+
+
+def _claude_settings(
+    settings: Settings | None, environ: Mapping[str, str], plan: EnvPlan | None
+) -> Check:
+    """Claude Code settings files whose env, apiKeyHelper or model would override the
+    host's provider env; the plan's host flag makes the CLI ignore them."""
+    home = environ.get("HOME")
+    projects = [Path(environ.get("WORKSPACE_DIR", "/workspace")), Path.cwd()]
+    if settings is not None:
+        projects.insert(0, settings.config_path)
+    files = settings_files(Path(home) if home else None, projects)
+    effective = {**environ, **(plan.values() if plan is not None else {})}
+    found = find_overrides(files, effective)
+    if not found:
+        return Check("Claude Code settings", "pass", f"no provider keys in {len(files)} files")
+    detail = "; ".join(item.describe() for item in found)
+    if all(item.held for item in found):
+        return Check(
+            "Claude Code settings",
+            "warn",
+            detail,
+            "remove these keys: the runtime's CLI ignores them, but a CLI started by hand "
+            "without CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1 would send the key where they say",
+        )
+    return Check(
+        "Claude Code settings",
+        "fail",
+        detail,
+        "fix the provider env (doctor's row above) so the plan sets "
+        "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1, and remove these keys",
+    )
 
 
 async def _advertised(settings: Settings, config: WorkspaceConfig | None) -> Check:
