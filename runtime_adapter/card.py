@@ -1,8 +1,9 @@
 """The agent card (A2A 1.0 shape, DESIGN §7), built from the workspace config.
 
-The card must parse strictly as a2a-sdk's ``AgentCard``: no top-level
-``url`` (the advertised URL lives in ``supportedInterfaces``), and no field
-the protobuf does not define.
+The 1.0 fields parse strictly as a2a-sdk's ``AgentCard``; beside them the
+card carries the three 0.3 connection fields (``url``, ``preferredTransport``,
+``protocolVersion``) that 0.3 clients and the Molecule server read (it reaches
+a workspace's ``/transcript`` through ``agent_card->>'url'``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 from .volume import SkillConfig, WorkspaceConfig
 
-__all__ = ["A2A_PROTOCOL_VERSION", "build_card", "minimal_card"]
+__all__ = ["A2A_PROTOCOL_VERSION", "LEGACY_CARD_FIELDS", "build_card", "minimal_card"]
 
 A2A_PROTOCOL_VERSION = "1.0"
+A2A_LEGACY_VERSION = "0.3.0"
+LEGACY_CARD_FIELDS = ("url", "preferredTransport", "protocolVersion")
 _TEXT = ["text/plain"]
 
 
@@ -57,6 +60,10 @@ def build_card(
         "defaultInputModes": list(_TEXT),
         "defaultOutputModes": list(_TEXT),
         "skills": [_skill(s) for s in (skills if skills is not None else config.skills)],
+        # the 0.3 connection fields, for 0.3 clients and the platform's transcript page
+        "url": url,
+        "preferredTransport": "JSONRPC",
+        "protocolVersion": A2A_LEGACY_VERSION,
     }
     if provider:
         card["provider"] = {

@@ -282,8 +282,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 )
                 break
     setup_logging(settings.log_format, settings.log_level)
-    anyio.run(Runtime(settings, environ, settings_error=problem).run)
-    return 0
+    runtime = Runtime(settings, environ, settings_error=problem)
+    anyio.run(runtime.run)
+    return runtime.exit_code
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:

@@ -1,10 +1,11 @@
 """The workspace's health as the platform sees it (DESIGN §8).
 
 ``classify`` turns an exception into a structured ``SampleError`` (pure, no
-I/O). ``Health`` keeps the sticky error of each source (it stays until a
-later success from the same source), a rolling window of LLM call outcomes
-for ``error_rate``, and a change counter the heartbeat loop waits on. A
-sample error's text is always redacted and at most 512 characters.
+I/O). ``Health`` keeps the sticky error of each operation (register,
+heartbeat, probe, ...; it stays until a later success of the same operation),
+a rolling window of LLM call outcomes for ``error_rate``, and a change counter
+the heartbeat loop waits on. A sample error's text is always redacted and at
+most 512 characters.
 """
 
 from __future__ import annotations
@@ -270,33 +271,40 @@ class Health:
 
     # -- reporting ----------------------------------------------------------------
 
-    def record_success(self, source: Source, *, keep: frozenset[str] = frozenset()) -> None:
-        """A success from ``source``: clears its sticky error (unless its kind is in
-        ``keep``); an LLM call's success also counts in the error window."""
+    def record_success(
+        self, source: Source, *, operation: str | None = None, keep: frozenset[str] = frozenset()
+    ) -> None:
+        """A success of ``operation`` (default: the source itself) clears that operation's
+        sticky error, unless its kind is in ``keep``; an LLM call's success also counts in
+        the error window. A heartbeat's success never clears a register's refusal: each
+        is kept under its own operation."""
         if source in _LLM_SOURCES:
             if source == "llm_call":
                 self._outcome(True)
             # one good LLM answer proves the credential, whichever path saw the error
             cleared = [key for key in self._errors if key in _LLM_SOURCES]
         else:
-            cleared = [source] if source in self._errors else []
+            key = operation or source
+            cleared = [key] if key in self._errors else []
         cleared = [key for key in cleared if self._errors[key].kind not in keep]
         for key in cleared:
             del self._errors[key]
         if cleared and source != "platform":
             self._changed()
 
-    def record_failure(self, error: SampleError) -> None:
-        """A failure: becomes the sticky error of its source (count and first_seen kept)."""
+    def record_failure(self, error: SampleError, *, operation: str | None = None) -> None:
+        """A failure: becomes the sticky error of ``operation`` (default: its source),
+        count and first_seen kept while the kind stays the same."""
         # probes are checks, not the agent's work: only calls count in error_rate
         if error.source == "llm_call" and error.kind in _OWN_FAILURES:
             self._outcome(False)
-        previous = self._errors.get(error.source)
+        key = operation or error.source
+        previous = self._errors.get(key)
         if previous is not None and previous.kind == error.kind:
             error = replace(
                 error, count=previous.count + error.count, first_seen=previous.first_seen
             )
-        self._errors[error.source] = error
+        self._errors[key] = error
         # the platform's own trouble is not news to send it now (a refused register
         # pokes explicitly); waking the loop for it doubled the herd after an outage
         if (previous is None or previous.kind != error.kind) and error.source != "platform":

@@ -1,12 +1,12 @@
 """Registration and the heartbeat loop (DESIGN §7).
 
-The first heartbeat goes right after the first register attempt, whatever
-its outcome; a refused or failed registration is retried in the background
-while heartbeats continue. Beats come every interval ±10 %, and within a
-second of a health change (coalesced). A failed beat backs off with full
-jitter up to a cap, honouring ``Retry-After``. The loop never dies: an
-unexpected exception is logged and the loop goes on. Every beat carries the
-full state and the agent card.
+The first heartbeat goes right after the first register attempt, whatever its
+outcome; a refused or failed registration is retried in the background while
+heartbeats continue. Beats come every interval ±10 %, and within a second of a
+health change (coalesced, and at most one such beat per 2 s). A failed beat
+backs off with full jitter up to a cap, honouring ``Retry-After``. The loop
+never dies: an unexpected exception is logged and the loop goes on. Every beat
+carries the full state and the agent card.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
+from .card import minimal_card
 from .errors import (
     PlatformAuthError,
     PlatformError,
@@ -37,7 +38,12 @@ __all__ = ["Heartbeat", "RuntimeStatus", "heartbeat_body"]
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
-_KEEP_ON_BEAT = frozenset({"registration_failed"})  # only a successful register clears it
+# sticky errors are kept per operation (§8): a beat's success never clears a refused
+# register, and a beat's failure never replaces it
+REGISTER, BEAT = "register", "heartbeat"
+# at most one out-of-schedule beat per this many seconds: a fleet in a provider
+# brownout must not storm the platform
+MIN_UNSCHEDULED_GAP = 2.0
 
 
 @dataclass
@@ -95,6 +101,7 @@ class Heartbeat:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
+        started: float | None = None,
     ) -> None:
         self.client = client
         self.health = health
@@ -108,10 +115,13 @@ class Heartbeat:
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
-        self._started = clock()
+        # one uptime for heartbeats and /health: the process's start when given
+        self._started = clock() if started is None else started
         self.registered = False
         self.beats_sent = 0
         self._registering = False
+        self._last_unscheduled = -MIN_UNSCHEDULED_GAP
+        self._register_error: PlatformError | None = None
         # how long re-registrations after a platform restart are spread over
         self.reregister_spread = min(10.0, interval / 3)
 
@@ -125,24 +135,37 @@ class Heartbeat:
             return False
         return True
 
+    def safe_card(self) -> dict[str, Any]:
+        """The card, or a minimal one when the adapter's card callback raises: a bug in
+        ``skills()`` must not stop registration or heartbeats."""
+        try:
+            return self.card()
+        except Exception as error:
+            log.exception("building the agent card failed; sending a minimal card")
+            self.health.record_failure(classify(error, "runtime"), operation="card")
+            return minimal_card(self.client.workspace_id, self.url, "the card could not be built")
+
     async def _register(self) -> None:
         try:
-            issued = await self.client.register(self.url, self.card())
+            issued = await self.client.register(self.url, self.safe_card())
         except PlatformError as error:
-            self.health.record_failure(classify(error, "platform"))
+            self._register_error = error
+            self.health.record_failure(classify(error, "platform"), operation=REGISTER)
             log.warning("register as %s failed: %s", self.url, error)
-            if isinstance(error, PlatformRejected):
+            if not isinstance(error, PlatformAuthError):
                 # older platforms read the card only from register and update-card
                 try:
-                    await self.client.update_card(self.card())
+                    await self.client.update_card(self.safe_card())
                 except PlatformError as card_error:
-                    log.info("update-card after a refused register failed: %s", card_error)
+                    log.info("update-card after a failed register failed: %s", card_error)
+            if isinstance(error, PlatformRejected):
                 # the refusal stamped a failure marker on the platform: a card-bearing
                 # heartbeat right away clears it, instead of degraded until the next beat
                 self.health.poke()
             raise
         self.registered = True
-        self.health.record_success("platform")
+        self._register_error = None
+        self.health.record_success("platform", operation=REGISTER)
         log.info("registered as %s%s", self.url, " (token issued)" if issued else "")
 
     async def _register_until_done(self, spread: float | None = None) -> None:
@@ -161,7 +184,7 @@ class Heartbeat:
                 retry=retry_if_exception_type(PlatformError),
                 wait=PlatformWait(cap=self.register_cap, rng=self._rng),
                 stop=stop_never,
-                sleep=self._sleep,
+                sleep=self._wait_to_register,
                 reraise=True,
             )
             async for attempt in retrying:
@@ -171,12 +194,30 @@ class Heartbeat:
         finally:
             self._registering = False
 
+    async def _wait_to_register(self, delay: float) -> None:
+        """The backoff before the next register; after a 401 (the provisioner's token
+        file has not arrived yet, §7) it ends early when the token file changes."""
+        if not isinstance(self._register_error, PlatformAuthError):
+            await self._sleep(delay)
+            return
+        tokens = self.client.tokens
+        before = tokens.fingerprint
+        waited = 0.0
+        while waited < delay:
+            step = min(1.0, delay - waited)
+            await self._sleep(step)
+            waited += step
+            await anyio.to_thread.run_sync(tokens.refresh)
+            if tokens.fingerprint != before:
+                log.info("the token file changed; registering again now")
+                return
+
     # -- heartbeats -------------------------------------------------------------------
 
     def body(self) -> dict[str, Any]:
         return heartbeat_body(
             self.client.workspace_id,
-            self.card(),
+            self.safe_card(),
             self.health,
             self.status(),
             self._clock() - self._started,
@@ -187,7 +228,7 @@ class Heartbeat:
         registration."""
         await self.client.heartbeat(self.body())
         self.beats_sent += 1
-        self.health.record_success("platform", keep=_KEEP_ON_BEAT)
+        self.health.record_success("platform", operation=BEAT)
 
     def _before_retry(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
@@ -195,7 +236,7 @@ class Heartbeat:
         log.warning("heartbeat failed (%s); next try in %.1f s", error, delay)
         if isinstance(error, PlatformError):
             # the platform cannot hear this, but /health, doctor and the logs can
-            self.health.record_failure(classify(error, "platform"))
+            self.health.record_failure(classify(error, "platform"), operation=BEAT)
 
     async def _beat_with_backoff(self) -> None:
         retrying = AsyncRetrying(
@@ -221,7 +262,9 @@ class Heartbeat:
 
             async def change() -> None:
                 await self.health.wait_changed(version)
-                await self._sleep(self.coalesce)
+                gap = self._last_unscheduled + MIN_UNSCHEDULED_GAP - self._clock()
+                await self._sleep(max(self.coalesce, gap))
+                self._last_unscheduled = self._clock()
                 group.cancel_scope.cancel()
 
             group.start_soon(interval)
@@ -246,7 +289,7 @@ class Heartbeat:
                     group.start_soon(self._register_until_done, self.reregister_spread)
                 except PlatformRejected as error:
                     # a 4xx other than 401/404/408/429: not retried in a tight loop
-                    self.health.record_failure(classify(error, "platform"))
+                    self.health.record_failure(classify(error, "platform"), operation=BEAT)
                     log.warning("heartbeat refused: %s", error)
                 except Exception:  # the loop never dies
                     log.exception("unexpected error in the heartbeat loop; continuing")

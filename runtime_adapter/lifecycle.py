@@ -31,7 +31,7 @@ from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import Advertisement, advertise, listen_port
 from .card import build_card, minimal_card
 from .envplan import EnvPlan, apply_plan
-from .errors import ConfigError
+from .errors import ConfigError, RuntimeAdapterError
 from .health import Health, classify
 from .heartbeat import Heartbeat, RuntimeStatus
 from .logs import REDACTOR
@@ -157,6 +157,8 @@ class Runtime:
         self.server_state = ServerState(self.health, self.card, details=self._details)
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
+        self._starting: BaseAdapter | None = None  # an adapter whose start may be half done
+        self.exit_code = 0
         # a bad setting when WORKSPACE_ID and PLATFORM_URL are still usable: every boot
         # fails with it, and the process reports it instead of exiting (no crash loop)
         self.settings_error = settings_error
@@ -224,7 +226,10 @@ class Runtime:
                 plan.credential.fingerprint if plan.credential else "-",
             )
             with _stage("adapter load"):
-                adapter = discover_adapter(settings, self.config)()
+                adapter_class = await anyio.to_thread.run_sync(
+                    discover_adapter, settings, self.config
+                )
+                adapter = adapter_class()
             context = AdapterContext(
                 settings=settings,
                 config=self.config,
@@ -234,15 +239,18 @@ class Runtime:
                 redact=REDACTOR,
             )
             self._probe_soon(adapter, context)
+            self._starting = adapter
             with _stage("adapter start"), anyio.fail_after(adapter.start_timeout):
                 await adapter.start(context)
             self.server_state.set_routes(adapter.routes(context))
         except ConfigError as error:
+            if self._starting is not None:
+                await self._stop_adapter(self._starting)  # it may have half started
             return self._failed(classify(error, "config", redact=REDACTOR), str(error))
         except Exception as error:  # an adapter crash is reported, not raised
             log.exception("boot failed")
-            if adapter is not None:
-                await self._stop_adapter(adapter)  # it may have half started
+            if self._starting is not None:
+                await self._stop_adapter(self._starting)  # it may have half started
             crash = classify(error, "runtime", redact=REDACTOR)
             # whatever the exception, a boot that did not finish is a crash, not a warning
             crash = replace(
@@ -252,7 +260,7 @@ class Runtime:
                 message=f"the adapter did not start: {crash.message}",
             )
             return self._failed(crash, str(error) or type(error).__name__)
-        self.adapter, self.context = adapter, context
+        self.adapter, self.context, self._starting = adapter, context, None
         self.health.record_success("config")
         self.health.record_success("runtime")
         self.server_state.booted = True
@@ -366,54 +374,78 @@ class Runtime:
     # -- run --------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Boot, serve, register and heartbeat until SIGTERM/SIGINT or cancellation."""
+        """Boot, serve, register and heartbeat until SIGTERM/SIGINT or cancellation.
+
+        One shutdown path: whatever ends the run (a signal, a cancel from outside, a
+        port that cannot be bound), the ``finally`` stops accepting work, sends a last
+        heartbeat and stops the adapter, within one budget nothing inside extends.
+        """
         stopping = anyio.Event()
         async with AsyncExitStack() as stack, anyio.create_task_group() as group:
             self._group = group
-            group.start_soon(self._signals, stopping)
-            booted = await self._unless(stopping, self.boot)
-            if not stopping.is_set():
-                port = await group.start(
-                    serve, build_app(self.server_state), self.host, self._port()
-                )
-                self.advertisement = await self._advertise(port)
-                self.url = self.advertisement.url
-                tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
-                client = await stack.enter_async_context(
-                    PlatformClient(
-                        self.platform_url,
-                        self.workspace_id,
-                        tokens,
-                        transport=self.platform_transport,
-                    )
-                )
-                heartbeat = Heartbeat(
-                    client,
-                    self.health,
-                    url=self.url,
-                    card=self.card,
-                    interval=self.settings.heartbeat_interval_seconds,
-                    status=lambda: self.status,
-                )
-                self.heartbeat = heartbeat
-                with _stage("register"):
-                    await self._unless(stopping, lambda: group.start(heartbeat.run))
-                group.start_soon(self._check_reachable)
-                group.start_soon(self._recheck_credentials)
-                while not booted and not stopping.is_set():
-                    if not await self._unless(stopping, self._wait_for_change):
-                        break
-                    if self.config is not None and self._port() != port:
-                        log.warning(
-                            "the new config asks for port %s; the server keeps %s until restart",
-                            self._port(),
-                            port,
-                        )
-                    booted = await self._unless(stopping, self.boot)
-            await stopping.wait()
-            await self._shutdown()
-            group.cancel_scope.cancel()
+            try:
+                await self._main(stack, group, stopping)
+            finally:
+                await self._shutdown()
+                group.cancel_scope.cancel()
         self._enter(Phase.STOPPED)
+
+    async def _main(
+        self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: anyio.Event
+    ) -> None:
+        group.start_soon(self._signals, stopping)
+        booted = await self._unless(stopping, self.boot)
+        if stopping.is_set():
+            return
+        listening = True
+        try:
+            port = await group.start(serve, build_app(self.server_state), self.host, self._port())
+        except RuntimeAdapterError as error:
+            # reported before the process ends: a silent exit is what §2's incidents were
+            listening, port = False, self._port()
+            crash = replace(
+                classify(error, "runtime", redact=REDACTOR), kind="runtime_crash", severity="error"
+            )
+            self.health.record_failure(crash, operation="listen")
+            self.exit_code = 1
+            log.error("%s; reporting it and shutting down", error)
+        self.advertisement = await self._advertise(port)
+        self.url = self.advertisement.url
+        tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
+        client = await stack.enter_async_context(
+            PlatformClient(
+                self.platform_url, self.workspace_id, tokens, transport=self.platform_transport
+            )
+        )
+        heartbeat = Heartbeat(
+            client,
+            self.health,
+            url=self.url,
+            card=self.card,
+            interval=self.settings.heartbeat_interval_seconds,
+            status=lambda: self.status,
+            started=self.started,
+        )
+        self.heartbeat = heartbeat
+        if not listening:
+            with anyio.move_on_after(10):
+                await heartbeat.register_once()  # the last beat in the shutdown follows
+            return
+        with _stage("register"):
+            await self._unless(stopping, lambda: group.start(heartbeat.run))
+        group.start_soon(self._check_reachable)
+        group.start_soon(self._recheck_credentials)
+        while not booted and not stopping.is_set():
+            if not await self._unless(stopping, self._wait_for_change):
+                break
+            if self.config is not None and self._port() != port:
+                log.warning(
+                    "the new config asks for port %s; the server keeps %s until restart",
+                    self._port(),
+                    port,
+                )
+            booted = await self._unless(stopping, self.boot)
+        await stopping.wait()
 
     async def _unless(self, stopping: anyio.Event, step: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``step`` unless and until ``stopping`` is set; its result, else False."""
@@ -447,25 +479,35 @@ class Runtime:
                 return
 
     async def _shutdown(self) -> None:
-        """A last heartbeat and a bounded adapter stop, all within the shutdown budget."""
+        """Stop accepting work, a last heartbeat and a bounded adapter stop, all within
+        one shielded budget that nothing inside can extend."""
+        if self.phase is Phase.STOPPING:
+            return
         self._enter(Phase.STOPPING)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(SHUTDOWN_BUDGET):
+        self.server_state.accepting = False  # new A2A work gets 503 from now on
+        with anyio.CancelScope(shield=True) as budget:
+            budget.deadline = anyio.current_time() + SHUTDOWN_BUDGET
             if self.heartbeat is not None:
                 with anyio.move_on_after(2):
                     try:
                         await self.heartbeat.beat()
                     except Exception as error:  # best effort on the way out
                         log.warning("last heartbeat failed: %s", error)
-            if self.adapter is not None:
-                await self._stop_adapter(self.adapter)
+            adapter = self.adapter or self._starting
+            if adapter is not None:
+                await self._stop_adapter(adapter, budget.deadline)
         log.info("stopped")
 
-    async def _stop_adapter(self, adapter: BaseAdapter) -> None:
-        """``adapter.stop()``, bounded by its ``stop_timeout`` and shielded."""
-        with anyio.CancelScope(shield=True), anyio.move_on_after(adapter.stop_timeout) as scope:
+    async def _stop_adapter(self, adapter: BaseAdapter, deadline: float | None = None) -> None:
+        """``adapter.stop()``, shielded, bounded by its ``stop_timeout`` and never past
+        ``deadline`` (the shutdown budget's)."""
+        limit = anyio.current_time() + adapter.stop_timeout
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = limit if deadline is None else min(limit, deadline)
             try:
                 await adapter.stop()
             except Exception:
                 log.exception("adapter stop failed")
         if scope.cancelled_caught:
-            log.warning("adapter stop took more than %.0f s", adapter.stop_timeout)
+            log.warning("adapter stop did not finish in time; abandoned")
+        self._starting = None

@@ -42,6 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+# one deadline around a whole exchange (§7): httpx's read timeout restarts on every
+# byte, so a server that drips its answer would hold a beat far longer
+TOTAL_SECONDS = 10.0
 MAX_RETRY_AFTER = 600.0  # a platform asking for more is not taken literally
 
 
@@ -111,7 +114,9 @@ class PlatformClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = TIMEOUT,
+        total: float = TOTAL_SECONDS,
     ) -> None:
+        self.total = total
         self.base_url = base_url.rstrip("/")
         self.endpoint = httpx.URL(self.base_url).host or self.base_url
         self.workspace_id = workspace_id
@@ -171,6 +176,18 @@ class PlatformClient:
     # -- the boundary: httpx in, PlatformError out ------------------------------------
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        # the whole call, a 401's reload-and-retry included, is bounded too
+        try:
+            with anyio.fail_after(2 * self.total + 5):
+                return await self._exchange(path, body)
+        except TimeoutError:
+            raise PlatformUnavailable(
+                f"{path}: no answer within {2 * self.total + 5:.0f} s",
+                endpoint=self.endpoint,
+                kind="timeout",
+            ) from None
+
+    async def _exchange(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         await anyio.to_thread.run_sync(self.tokens.refresh)
         response = await self._send(path, body)
         if response.status_code == 401:
@@ -185,20 +202,40 @@ class PlatformClient:
         return self._answer(path, response)
 
     async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """One exchange within ``total`` seconds; whatever fails is a ``PlatformError``.
+
+        Every exception is mapped here, in one place, catching httpx's root (and
+        what request building raises, e.g. a header that does not encode), so
+        nothing a platform or a proxy answers can reach the caller as anything else.
+        """
         headers = {}
         if self.tokens.token:
             headers["Authorization"] = f"Bearer {self.tokens.token}"
         try:
-            return await self._http.post(path, json=body, headers=headers)
-        except httpx.TimeoutException as error:
+            with anyio.fail_after(self.total):
+                return await self._http.post(path, json=body, headers=headers)
+        except (TimeoutError, httpx.TimeoutException) as error:
             raise PlatformUnavailable(
-                f"no answer in time ({type(error).__name__})",
+                f"{path}: no complete answer within {self.total:.0f} s ({type(error).__name__})",
                 endpoint=self.endpoint,
                 kind="timeout",
             ) from None
-        except httpx.TransportError as error:
+        except httpx.HTTPError as error:
+            # transport errors, and answers that do not decode (a broken gzip body)
             raise PlatformUnavailable(
-                f"{type(error).__name__}: {error}".rstrip(": "),
+                f"{path}: {type(error).__name__}: {error}".rstrip(": "),
+                endpoint=self.endpoint,
+                kind="network_error",
+            ) from None
+        except (
+            httpx.InvalidURL,
+            httpx.CookieConflict,
+            UnicodeError,
+            ValueError,
+            TypeError,
+        ) as error:
+            raise PlatformRejected(
+                f"{path}: the request could not be built ({type(error).__name__})",
                 endpoint=self.endpoint,
                 kind="network_error",
             ) from None

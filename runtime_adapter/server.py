@@ -37,6 +37,7 @@ class ServerState:
     health: Health
     card: Callable[[], dict[str, Any]]
     booted: bool = False
+    accepting: bool = True  # False once shutting down: adapter routes answer 503
     details: Callable[[], dict[str, Any]] = dict
     _router: Router = field(default_factory=lambda: Router(routes=[]))
 
@@ -76,6 +77,12 @@ def build_app(state: ServerState) -> Starlette:
         return JSONResponse(state.card())
 
     async def adapter_routes(scope: Scope, receive: Receive, send: Send) -> None:
+        if not state.accepting and scope["type"] == "http":
+            busy = JSONResponse(
+                {"error": "shutting down"}, status_code=503, headers={"Retry-After": "10"}
+            )
+            await busy(scope, receive, send)
+            return
         await state._router(scope, receive, send)
 
     app = Starlette(

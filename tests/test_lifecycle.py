@@ -22,6 +22,7 @@ from a2a.types import AgentCard
 from google.protobuf import json_format
 
 from runtime_adapter import fingerprint
+from runtime_adapter.card import LEGACY_CARD_FIELDS
 from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
 
 from .conftest import clean_env
@@ -101,7 +102,10 @@ def test_happy_path_online_with_authenticated_card_bearing_beats(
     beats = platform[0].calls_to("/registry/heartbeat")
     assert all(b.authorization == f"Bearer {fingerprint(token)}" for b in beats[1:])
     card = beats[-1].body["agent_card"]
-    json_format.ParseDict(card, AgentCard())
+    json_format.ParseDict(
+        {k: v for k, v in card.items() if k not in LEGACY_CARD_FIELDS}, AgentCard()
+    )
+    assert card["url"] == f"http://127.0.0.1:{process.port}"
     assert card["name"] == "Lifecycle agent"
     health = process.get("/health")
     assert health is not None

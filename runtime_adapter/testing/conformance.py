@@ -14,7 +14,7 @@ import httpx
 from starlette.routing import BaseRoute, Route
 
 from ..adapter import AdapterContext, BaseAdapter
-from ..card import build_card
+from ..card import LEGACY_CARD_FIELDS, build_card
 from ..envplan import EnvPlan
 from ..health import Health
 from ..server import ServerState, build_app
@@ -71,7 +71,8 @@ async def check_adapter(
         from a2a.types import AgentCard
         from google.protobuf import json_format
 
-        json_format.ParseDict(card, AgentCard())
+        modern = {k: v for k, v in card.items() if k not in LEGACY_CARD_FIELDS}
+        json_format.ParseDict(modern, AgentCard())  # strict: unknown fields refused
     except ImportError:
         pass  # a2a-sdk not installed: the strict card parse is skipped
     except Exception as error:

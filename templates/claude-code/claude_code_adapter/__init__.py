@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import anyio
+from a2a.client.card_resolver import parse_agent_card
 from a2a.helpers.proto_helpers import new_text_message
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_jsonrpc_routes
 from a2a.server.tasks import InMemoryTaskStore
-from a2a.types import AgentCard
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
@@ -32,7 +32,6 @@ from claude_agent_sdk import (
     TextBlock,
     query,
 )
-from google.protobuf import json_format
 from starlette.routing import BaseRoute
 
 from runtime_adapter import AdapterContext, BaseAdapter, build_card
@@ -90,7 +89,7 @@ class ClaudeCodeAdapter(BaseAdapter):
         handler = DefaultRequestHandler(
             agent_executor=_Executor(self),
             task_store=InMemoryTaskStore(),
-            agent_card=json_format.ParseDict(card, AgentCard()),
+            agent_card=parse_agent_card(card),
         )
         return list(create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True))
 
