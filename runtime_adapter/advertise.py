@@ -270,7 +270,10 @@ def listen_port(settings: Settings, config: WorkspaceConfig | None) -> int:
 async def advertise(settings: Settings, port: int) -> Advertisement:
     """Gather the network facts in a worker thread, then choose the URL (DESIGN §6)."""
     workspace_id = settings.workspace_id or ""
-    names = [n for n in (settings.advertise_host, f"ws-{workspace_id[:12]}") if n]
+    # ADVERTISE_URL's host is resolved like ADVERTISE_HOST: an operator's ingress name
+    # must not be predicted refused (and lose to the pod IP) just for being a name
+    url_host = urlsplit(settings.advertise_url).hostname if settings.advertise_url else None
+    names = [n for n in (url_host, settings.advertise_host, f"ws-{workspace_id[:12]}") if n]
     facts = await anyio.to_thread.run_sync(
         lambda: gather_facts(platform_url=settings.platform_url, names=names)
     )

@@ -474,9 +474,13 @@ class Runtime:
     async def _signals(self, stopping: anyio.Event) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for received in signals:
-                log.info("received %s; shutting down", signal.Signals(received).name)
+                name = signal.Signals(received).name
+                if stopping.is_set():
+                    # the receiver stays open: a second signal must not kill the shutdown
+                    log.info("received %s again; already shutting down", name)
+                    continue
+                log.info("received %s; shutting down", name)
                 stopping.set()
-                return
 
     async def _shutdown(self) -> None:
         """Stop accepting work, a last heartbeat and a bounded adapter stop, all within

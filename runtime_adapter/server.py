@@ -125,27 +125,31 @@ async def serve(
             with anyio.CancelScope(shield=True):
                 await server.serve()
         except SystemExit:
-            # uvicorn exits when it cannot bind; that is our error to report
-            raise RuntimeAdapterError(f"cannot listen on {host}:{port}") from None
+            pass  # uvicorn exits when it cannot bind: reported below, as our error
         finally:
             done.set()
 
+    failed = False
     async with anyio.create_task_group() as group:
         group.start_soon(run)
         with anyio.fail_after(10):
-            while not server.started:
-                if done.is_set():
-                    raise RuntimeAdapterError(f"cannot listen on {host}:{port}")
+            # uvicorn exposes readiness only as a flag, not an event to wait on
+            while not server.started and not done.is_set():  # noqa: ASYNC110
                 await anyio.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-        log.info("listening on %s:%s", host, bound)
-        task_status.started(bound)
-        try:
-            await anyio.sleep_forever()
-        finally:
-            server.should_exit = True
-            with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(3):
+        failed = not server.started
+        if not failed:
+            bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+            log.info("listening on %s:%s", host, bound)
+            task_status.started(bound)
+            try:
+                await anyio.sleep_forever()
+            finally:
+                server.should_exit = True
+                with anyio.CancelScope(shield=True):
+                    with anyio.move_on_after(3):
+                        await done.wait()
+                    server.force_exit = True
                     await done.wait()
-                server.force_exit = True
-                await done.wait()
+    if failed:
+        # raised outside the task group, so the caller sees this error, not a group
+        raise RuntimeAdapterError(f"cannot listen on {host}:{port} (address in use?)")

@@ -41,6 +41,7 @@ class Process:
         )
         self.output = ""
         self.stopped_in = 0.0
+        self.stopped = False
 
     def get(self, path: str) -> httpx.Response | None:
         try:
@@ -51,11 +52,18 @@ class Process:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def stop_and_output(self) -> str:
+        self.stop()
+        return self.output
+
     def stop(self) -> int:
+        if self.stopped:
+            return self.popen.returncode
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
         started = time.monotonic()
         out, _ = self.popen.communicate(timeout=15)
         self.stopped_in = time.monotonic() - started
         self.output = out
+        self.stopped = True
         return self.popen.returncode

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+import runtime_adapter.advertise as advertise_module
+from runtime_adapter import Settings
 from runtime_adapter.advertise import NetworkFacts, choose_url, gather_facts
 
 WS = "212851b5693d4e0f9a8b7c6d5e4f3a2b"
@@ -151,3 +153,24 @@ def test_gather_facts_on_this_machine(tmp_path: Path) -> None:
         advertise_host=CONTAINER_ID,
     )
     assert chosen.url == "http://127.0.0.1:8000"
+
+
+@pytest.mark.anyio
+async def test_an_advertise_url_with_a_dns_name_is_resolved_and_wins_over_the_pod_ip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator's ingress name is judged by what it resolves to, like ADVERTISE_HOST."""
+    public = {"ingress.example.com": ["93.184.216.34"]}
+    monkeypatch.setattr(advertise_module, "_resolve", lambda host: public.get(host, []))
+    for name, value in {
+        "WORKSPACE_ID": "ws-1",
+        "PLATFORM_URL": "https://platform.example.com",
+        "ADVERTISE_URL": "https://ingress.example.com/ws-1",
+        "POD_IP": "10.1.2.3",
+        "MOLECULE_DEPLOY_MODE": "saas",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    chosen = await advertise_module.advertise(settings, 8000)
+    assert chosen.url == "https://ingress.example.com/ws-1"
+    assert chosen.predicted_refusal is None

@@ -95,6 +95,8 @@ class Fault:
     status: int = 503
     retry_after: str | None = None
     drop: bool = False
+    raw: tuple[tuple[tuple[str, str], ...], bytes] | None = None  # (headers, body) as given
+    drip: float = 0.0  # seconds between the bytes of a 200 answer
 
 
 class _Dropped(httpx.RemoteProtocolError):
@@ -155,6 +157,28 @@ class PlatformEmulator:
         """Cut the connection of the next ``count`` requests to ``path``."""
         with self._lock:
             self._faults[path] = Fault(count=count, drop=True)
+
+    def raw_next(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        body: bytes = b"",
+        count: int = 1,
+    ) -> None:
+        """Answer the next ``count`` requests to ``path`` with exactly these bytes, as a
+        broken proxy does (e.g. ``Content-Encoding: gzip`` on a body that is not)."""
+        with self._lock:
+            self._faults[path] = Fault(
+                count=count, status=status, raw=(tuple((headers or {}).items()), body)
+            )
+
+    def drip_next(self, path: str, *, every: float, count: int = 1) -> None:
+        """Answer the next ``count`` requests to ``path`` one byte every ``every`` seconds
+        (each read arrives in time; only a deadline on the whole exchange helps)."""
+        with self._lock:
+            self._faults[path] = Fault(count=count, status=200, drip=every)
 
     def set_latency(self, path: str, seconds: float) -> None:
         """Delay every request to ``path`` (0 removes the delay)."""
@@ -259,7 +283,41 @@ class PlatformEmulator:
                     }
                 )
                 raise _Dropped("connection dropped by the platform emulator")
-            if fault is not None:
+            if fault is not None and fault.raw is not None:
+                raw_headers, body = fault.raw
+                await recording_send(
+                    {
+                        "type": "http.response.start",
+                        "status": fault.status,
+                        "headers": [
+                            (k.lower().encode("latin-1"), v.encode("latin-1"))
+                            for k, v in (*raw_headers, ("content-length", str(len(body))))
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+            elif fault is not None and fault.drip:
+                body = json.dumps({"status": "ok", "padding": " " * 64}).encode()
+                await recording_send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                for index in range(len(body)):
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": body[index : index + 1],
+                            "more_body": index + 1 < len(body),
+                        }
+                    )
+                    await anyio.sleep(fault.drip)
+            elif fault is not None:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
                 response = JSONResponse(
                     {"error": f"injected fault {fault.status}"}, fault.status, headers=headers
