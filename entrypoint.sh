@@ -40,25 +40,31 @@ fix_owner() {
     fi
 }
 
-# hook scripts written on Windows fail with "bad interpreter: /bin/sh^M"
+# hook scripts written on Windows fail with "bad interpreter: /bin/sh^M". The agent
+# owns these files and could plant symlinks among them, so the rewrite runs as the
+# agent user: root never writes through a path the agent controls.
 strip_crlf() {
     dir="$1"
     [ -d "$dir" ] || return 0
-    cr="$(printf '\r')"
-    find "$dir" -type f -name '*.sh' | while IFS= read -r file; do
-        if grep -q "$cr" "$file" 2>/dev/null; then
-            if tr -d '\r' < "$file" > "$file.crlf-tmp" && cat "$file.crlf-tmp" > "$file"; then
-                log "stripped CRLF from $file"
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    setpriv --reuid="$uid" --regid="$gid" --init-groups -- sh -c '
+        cr="$(printf "\r")"
+        find "$1" -type f -name "*.sh" | while IFS= read -r file; do
+            grep -q "$cr" "$file" 2>/dev/null || continue
+            tmp="$(mktemp "$file.XXXXXX")" || continue
+            if tr -d "\r" < "$file" > "$tmp" && chmod --reference="$file" "$tmp" \
+                && mv -f "$tmp" "$file"; then
+                printf "entrypoint: stripped CRLF from %s\n" "$file" >&2
+            else
+                rm -f "$tmp"
             fi
-            rm -f "$file.crlf-tmp"
-        fi
-    done
+        done' sh "$dir" || log "could not strip CRLF under $dir; continuing"
 }
 
-strip_crlf "$CONFIG_DIR/.claude/hooks"
-strip_crlf "$CONFIG_DIR/hooks"
 fix_owner "$CONFIG_DIR"
 fix_owner "$WORKSPACE_DIR"
+strip_crlf "$CONFIG_DIR/.claude/hooks"
+strip_crlf "$CONFIG_DIR/hooks"
 
 HOME="$(getent passwd "$AGENT_USER" | cut -d: -f6)"
 export HOME

@@ -8,6 +8,7 @@ import pwd
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def first_line(process: subprocess.Popen[str]) -> list[str]:
 
 @as_root
 def test_as_root_it_fixes_ownership_strips_crlf_and_execs_as_the_agent(tmp_path: Path) -> None:
+    reachable(tmp_path)
     configs = tmp_path / "configs"
     hooks = configs / ".claude" / "hooks"
     hooks.mkdir(parents=True)
@@ -75,6 +77,40 @@ def test_as_root_it_fixes_ownership_strips_crlf_and_execs_as_the_agent(tmp_path:
     assert "gave" not in err
     assert "stripped" not in err
     assert before == {p: p.stat().st_ctime_ns for p in before}
+
+
+def reachable(path: Path) -> None:
+    """Let the agent user traverse pytest's root-only temporary directories."""
+    top = Path(tempfile.gettempdir())
+    for parent in (path, *path.parents):
+        if parent == top:
+            break
+        parent.chmod(parent.stat().st_mode | 0o711)
+
+
+@as_root
+def test_a_planted_symlink_never_gets_a_root_write(tmp_path: Path) -> None:
+    """The agent owns the hooks directory: whatever it plants there, the entrypoint's
+    rewrite runs as the agent, so a root-only file stays as it was."""
+    reachable(tmp_path)
+    victim = tmp_path / "root-only.sh"
+    victim.write_bytes(b"root:x:0:0\r\n")
+    victim.chmod(0o644)
+    configs = tmp_path / "configs"
+    hooks = configs / ".claude" / "hooks"
+    hooks.mkdir(parents=True)
+    (configs / "config.yaml").write_text("model: x\n")
+    (hooks / "x.sh").write_bytes(b"echo x\r\n")
+    (hooks / "x.sh.crlf-tmp").symlink_to(victim)  # the old temporary name
+    (hooks / "link.sh").symlink_to(victim)
+    env = {"AGENT_USER": "nobody", "WORKSPACE_CONFIG_PATH": str(configs)}
+    process = start(env)
+    first_line(process)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=10)
+    assert victim.read_bytes() == b"root:x:0:0\r\n"
+    assert victim.stat().st_uid == 0
+    assert (hooks / "x.sh").read_bytes() == b"echo x\n"
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs setpriv")
