@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,11 +22,12 @@ from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import advertise, listen_port
 from .claude_settings import find_overrides, settings_files
 from .envplan import EnvPlan, apply_plan
-from .errors import ConfigError
+from .errors import ConfigError, Redactor
 from .health import Health
+from .logs import REDACTOR
 from .reconcile import reconcile
 from .settings import Settings, load_settings
-from .volume import WorkspaceConfig, load_config
+from .volume import WorkspaceConfig, load_config, read_token
 
 __all__ = ["Check", "run_checks"]
 
@@ -137,7 +138,18 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
         checks.append(Check("LLM credential probe", "skip", "no LLM provider is configured"))
     else:
         checks.append(await _probe(settings, config, plan))
-    return checks
+    return _redacted(checks, plan, settings)
+
+
+def _redacted(checks: list[Check], plan: EnvPlan | None, settings: Settings | None) -> list[Check]:
+    """Every row through one redactor: an upstream that echoes the key in its error, or a
+    value that reached a message, never reaches the operator's terminal."""
+    redact = Redactor(REDACTOR.secrets())
+    if plan is not None:
+        redact.add(*(item.value for item in plan.assignments if item.secret))
+    if settings is not None:
+        redact.add(read_token(settings.config_path))
+    return [replace(c, detail=redact(c.detail), remedy=redact(c.remedy)) for c in checks]
 
 
 def _claude_settings(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 import unicodedata
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ _CREDENTIAL_VARIABLE = {
 }
 _ANTHROPIC_CREDENTIALS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 _QUOTES = ("'", '"')
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class Action(enum.StrEnum):
@@ -535,6 +537,18 @@ def _check_required(
         section = getattr(config, path[0])
         for index, name in enumerate(getattr(section, path[1])):
             name = name.strip()
+            if not _VARIABLE_NAME.match(name):
+                line, column = config.position(*path, index)
+                # the entry may be a key pasted where a name belongs: never echo it
+                raise ProviderError(
+                    f"{'.'.join(path)}[{index}] in {config.file or 'config'} is not an "
+                    "environment variable name",
+                    hint="list variable names (A-Z, 0-9 and _), never their values",
+                    file=config.file,
+                    line=line,
+                    column=column,
+                    field=f"{'.'.join(path)}.{index}",
+                )
             if name in others:
                 continue  # another arm's credential: never required (§4)
             present = target[name] is not None if name in target else inputs.raw(name) is not None

@@ -69,6 +69,10 @@ class Redactor:
         # very short values would turn ordinary words into fingerprints
         self._secrets.update(secret for secret in secrets if secret and len(secret) >= 6)
 
+    def secrets(self) -> list[str]:
+        """The known secret values (to seed another redactor; never to print)."""
+        return list(self._secrets)
+
     def __call__(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:

@@ -85,6 +85,12 @@ def setup_logging(
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
+    # every other library's records (a2a, anthropic, httpx, mcp ...) reach the root
+    # logger: the same handler, so they are JSON and redacted too, never Python's
+    # last-resort stderr printer
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
     for name, logger_level in (
         ("runtime_adapter", level),
         ("uvicorn", "WARNING"),

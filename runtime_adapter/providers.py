@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -59,20 +60,40 @@ def check_base_url(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return "it must be an http:// or https:// URL"
-    host = (parts.hostname or "").lower()
+    try:
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError:
+        return "its host is not valid"
     if not host:
         return "it has no host"
     if parts.username or parts.password:
         return "it carries credentials in the URL; use the arm's key variable instead"
     if host in _METADATA_HOSTS:
-        return f"{host} is a cloud metadata service"
+        return "its host is a cloud metadata service"
+    address = _as_address(host)
+    if address is None:
+        return None
+    if any(address in net for net in _METADATA_NETS):
+        return "its host is a link-local or cloud metadata address"
+    return None
+
+
+def _as_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``host`` as an address, normalised the way resolvers read it: decimal
+    (``2852039166``), hex (``0xa9fea9fe``) and octal IPv4 forms, and IPv4-mapped
+    IPv6 (``::ffff:169.254.169.254``), so none of them slips past the guard."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return None
-    if any(address in net for net in _METADATA_NETS):
-        return f"{host} is a link-local or cloud metadata address"
-    return None
+        if not re.fullmatch(r"[0-9a-fx.]+", host):
+            return None
+        try:
+            address = ipaddress.ip_address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class Arm(BaseModel):
@@ -104,14 +125,17 @@ class Arm(BaseModel):
     def _variable_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for name in value:
             if not _VARIABLE.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
+                raise ValueError(
+                    "an entry is not an environment variable name (A-Z, 0-9 and _; name "
+                    "the variable that holds the key, never the key itself)"
+                )
         return value
 
     @field_validator("base_url_env")
     @classmethod
     def _base_url_env(cls, value: str | None) -> str | None:
         if value is not None and not _VARIABLE.match(value):
-            raise ValueError(f"{value!r} is not an environment variable name")
+            raise ValueError("it is not an environment variable name (A-Z, 0-9 and _)")
         return value
 
     @field_validator("base_url")
@@ -122,7 +146,7 @@ class Arm(BaseModel):
         value = value.strip().rstrip("/")
         problem = check_base_url(value)
         if problem:
-            raise ValueError(f"base_url {value!r} is refused: {problem}")
+            raise ValueError(f"base_url is refused: {problem}")  # never the value itself
         return value
 
     @field_validator("env")
@@ -130,7 +154,7 @@ class Arm(BaseModel):
     def _static_env(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
             if not _VARIABLE.match(name):
-                raise ValueError(f"env: {name!r} is not an environment variable name")
+                raise ValueError("env: a key is not an environment variable name (A-Z, 0-9, _)")
             if _FORBIDDEN_ENV.match(name):
                 raise ValueError(f"env: {name} may not be set by a provider arm")
             if _SECRETISH.search(name):

@@ -71,10 +71,14 @@ class FakeLLM:
         reply: str = "Hello from the fake LLM.",
         refuse_key: bool = False,
         error_status: int | None = None,
+        echo_credential: bool = False,
     ):
         self.reply = reply
         self.refuse_key = refuse_key
         self.error_status = error_status
+        # some providers quote the key they refuse in the error message: a quirk to test
+        # redaction against
+        self.echo_credential = echo_credential
         self._accepted: frozenset[str] | None = None
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
@@ -154,6 +158,11 @@ class FakeLLM:
         status = 401 if self._refused(request) else self.error_status
         if status is not None:
             kind, message = _ERRORS.get(status, ("api_error", "internal server error"))
+            if self.echo_credential:
+                given = request.headers.get("x-api-key") or request.headers.get(
+                    "authorization", ""
+                ).partition(" ")[2]
+                message = f"{message}: {given}"
             return JSONResponse(
                 {"type": "error", "error": {"type": kind, "message": message}},
                 status_code=status,
