@@ -17,6 +17,10 @@ import yaml
 from .errors import ConfigError
 
 MAX_YAML_BYTES = 1024 * 1024
+# bounds on the document as aliases expand it: a 12 KiB file of nested aliases is
+# otherwise a 28 MB card, rebuilt on every heartbeat
+MAX_YAML_NODES = 50_000
+MAX_YAML_DEPTH = 64
 
 KeyPath = tuple[str | int, ...]
 
@@ -89,7 +93,16 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
         )
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise error(
+                f"{file} is nested too deeply to be configuration",
+                hint=f"keep it under {MAX_YAML_DEPTH} levels",
+                file=file,
+            ) from None
+        if node is not None:
+            _check_expanded_size(node, file, error)
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -110,6 +123,49 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
     if node is not None:
         _record(node, (), document, set(), error)
     return document
+
+
+def _check_expanded_size(root: yaml.Node, file: Path, error: ErrorFactory) -> None:
+    """Refuse a document whose aliases expand past ``MAX_YAML_NODES`` or that nests
+    deeper than ``MAX_YAML_DEPTH`` (iterative: no recursion limit to hit)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_YAML_DEPTH:
+            raise error(
+                f"{file} is nested more than {MAX_YAML_DEPTH} levels deep",
+                hint="flatten it: configuration does not need this depth",
+                file=file,
+                line=node.start_mark.line + 1,
+                column=node.start_mark.column + 1,
+            )
+        children = _children(node)
+        if done or not children:
+            total = 1 + sum(sizes.get(id(child), 1) for child in children)
+            sizes[id(node)] = total
+            if total > MAX_YAML_NODES:
+                raise error(
+                    f"{file} expands to more than {MAX_YAML_NODES} values (aliases "
+                    "repeated inside aliases)",
+                    hint="write the values out, or use fewer nested aliases",
+                    file=file,
+                    line=node.start_mark.line + 1,
+                    column=node.start_mark.column + 1,
+                )
+            continue
+        if id(node) in sizes:
+            continue
+        stack.append((node, depth, True))
+        stack.extend((child, depth + 1, False) for child in children if id(child) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _record(

@@ -13,7 +13,7 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -55,7 +55,25 @@ class AdapterContext:
     health: Health
     status: RuntimeStatus = field(default_factory=RuntimeStatus)
     redact: Callable[[str], str] = str
-    start_soon: Callable[[Callable[[], Awaitable[Any]]], None] | None = None
+    spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
+    _running: list[list[str]] = field(default_factory=list, repr=False)
+
+    def start_soon(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``work()`` in the runtime's task group, beside the server and heartbeat;
+        it is cancelled at shutdown, and an exception it raises is logged and reported
+        as ``runtime_crash`` instead of ending the process."""
+        if self.spawn is None:
+            raise RuntimeError("start_soon is available once the runtime runs the adapter")
+        health = self.health
+
+        async def guarded() -> None:
+            try:
+                await work()
+            except Exception as error:
+                log.exception("background work of the adapter failed")
+                health.record_failure(classify(error, "runtime"), operation="adapter-task")
+
+        self.spawn(guarded)
 
     @property
     def llm(self) -> LLMContext:
@@ -77,15 +95,18 @@ class AdapterContext:
 
     @contextmanager
     def task(self, description: str) -> Iterator[None]:
-        """Count one task as active (and current) for the duration of the block."""
-        self.status.active_tasks += 1
-        previous = self.status.current_task
-        self.status.current_task = description[:200]
+        """Count one task as active for the duration of the block; ``current_task`` is
+        the latest task still running, however overlapping tasks finish."""
+        entry = [description[:200]]  # a fresh object: equal descriptions stay distinct
+        self._running.append(entry)
+        self.status.active_tasks = len(self._running)
+        self.status.current_task = entry[0]
         try:
             yield
         finally:
-            self.status.active_tasks -= 1
-            self.status.current_task = previous if self.status.active_tasks else ""
+            self._running.remove(entry)
+            self.status.active_tasks = len(self._running)
+            self.status.current_task = self._running[-1][0] if self._running else ""
 
 
 class BaseAdapter:

@@ -328,4 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "platform": _cmd_platform,
         "run": _cmd_run,
     }
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except BrokenPipeError:
+        # `runtime-adapter env | head -1`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

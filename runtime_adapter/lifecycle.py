@@ -237,6 +237,7 @@ class Runtime:
                 health=self.health,
                 status=self.status,
                 redact=REDACTOR,
+                spawn=self._group.start_soon if self._group is not None else None,
             )
             self._probe_soon(adapter, context)
             self._starting = adapter

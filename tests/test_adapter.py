@@ -201,3 +201,49 @@ async def test_default_probe_through_the_sdk(model: str, env_key: str, probe_mod
 async def test_probe_is_skipped_without_a_provider() -> None:
     ctx = context(plan({}, {}))
     assert await NameOnly().run_probe(ctx) is True
+
+
+def test_overlapping_tasks_finishing_in_start_order_keep_current_task_right() -> None:
+    ctx = context(plan({}, {}))
+    first, second = ctx.task("first"), ctx.task("second")
+    first.__enter__()
+    second.__enter__()
+    assert (ctx.status.active_tasks, ctx.status.current_task) == (2, "second")
+    first.__exit__(None, None, None)  # the older one ends first
+    assert (ctx.status.active_tasks, ctx.status.current_task) == (1, "second")
+    second.__exit__(None, None, None)
+    assert (ctx.status.active_tasks, ctx.status.current_task) == (0, "")
+
+
+async def test_start_soon_runs_work_beside_and_reports_its_crash() -> None:
+    ran = anyio.Event()
+
+    async def work() -> None:
+        ran.set()
+
+    async def crash() -> None:
+        raise ValueError("background work broke")
+
+    async with anyio.create_task_group() as group:
+        ctx = AdapterContext(
+            settings=Settings(),
+            config=config(""),
+            plan=plan({}, {}),
+            health=Health(),
+            spawn=group.start_soon,
+        )
+        ctx.start_soon(work)
+        ctx.start_soon(crash)
+        await ran.wait()
+        await anyio.sleep(0.05)
+    error = ctx.health.current()
+    assert error is not None
+    assert (error.kind, error.source) == ("runtime_crash", "runtime")
+    assert "background work broke" in error.message
+
+
+def test_start_soon_outside_a_runtime_says_so() -> None:
+    async def work() -> None: ...
+
+    with pytest.raises(RuntimeError, match="once the runtime runs the adapter"):
+        context(plan({}, {})).start_soon(work)

@@ -327,3 +327,44 @@ def test_platform_command_serves_the_emulator_and_logs_each_request() -> None:
     assert process.returncode == 0, err
     assert token not in out + err
     assert "POST /registry/register 200 ws-1 no-auth" in out
+
+
+def test_env_into_a_closed_pipe_exits_quietly(minimax_env: dict[str, str]) -> None:
+    done = subprocess.run(  # noqa: S602 - the pipe is the scenario
+        f"{sys.executable} -m runtime_adapter env | head -1",
+        shell=True,
+        env={**clean_env(), **minimax_env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n"
+                for i in range(6)
+            ),
+            "expands to more than",
+        ),
+        ("x: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply"),
+    ],
+    ids=["alias-bomb", "deep-nesting"],
+)
+def test_a_hostile_yaml_is_a_config_error_not_a_traceback(
+    volume: WriteVolume, text: str, says: str
+) -> None:
+    done = run_cli("env", env={"WORKSPACE_CONFIG_PATH": str(volume(text))})
+    assert done.returncode == 78
+    assert says in done.stderr
+    assert "config.yaml" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) < 5

@@ -159,9 +159,10 @@ class FakeLLM:
         if status is not None:
             kind, message = _ERRORS.get(status, ("api_error", "internal server error"))
             if self.echo_credential:
-                given = request.headers.get("x-api-key") or request.headers.get(
-                    "authorization", ""
-                ).partition(" ")[2]
+                given = (
+                    request.headers.get("x-api-key")
+                    or request.headers.get("authorization", "").partition(" ")[2]
+                )
                 message = f"{message}: {given}"
             return JSONResponse(
                 {"type": "error", "error": {"type": kind, "message": message}},
