@@ -122,6 +122,7 @@ class Heartbeat:
         self._registering = False
         self._last_unscheduled = -MIN_UNSCHEDULED_GAP
         self._register_error: PlatformError | None = None
+        self._urgent = False
         # how long re-registrations after a platform restart are spread over
         self.reregister_spread = min(10.0, interval / 3)
 
@@ -161,6 +162,7 @@ class Heartbeat:
             if isinstance(error, PlatformRejected):
                 # the refusal stamped a failure marker on the platform: a card-bearing
                 # heartbeat right away clears it, instead of degraded until the next beat
+                self._urgent = True
                 self.health.poke()
             raise
         self.registered = True
@@ -263,6 +265,10 @@ class Heartbeat:
             async def change() -> None:
                 await self.health.wait_changed(version)
                 gap = self._last_unscheduled + MIN_UNSCHEDULED_GAP - self._clock()
+                if self._urgent:
+                    # a refused register is already backed off: its marker-clearing beat
+                    # goes at once, whatever the flap limit says
+                    gap, self._urgent = 0.0, False
                 await self._sleep(max(self.coalesce, gap))
                 self._last_unscheduled = self._clock()
                 group.cancel_scope.cancel()

@@ -273,3 +273,49 @@ async def test_auth_failed_reaches_the_platform_within_one_second(
     assert view is not None
     assert (view["status"], view["runtime_state"]) == ("degraded", "wedged")
     assert view["last_sample_error"] == "auth_failed: 401: invalid api key"
+
+
+async def test_a_flapping_health_sends_at_most_one_unscheduled_beat_per_two_seconds(
+    tmp_path: Path,
+) -> None:
+    vt = VirtualTime()
+    platform = PlatformEmulator(clock=vt)
+    health = Health(clock=vt)
+    async with running(platform, tmp_path, vt, health=health):
+        await vt.run_until(lambda: len(beats(platform, 200)) >= 1)
+        start, before = vt.now, len(beats(platform))
+
+        async def brownout() -> None:
+            # an LLM answering 503 and 200 in turn, ten changes a second, for 10 s
+            for index in range(100):
+                if index % 2:
+                    health.record_success("llm_call")
+                else:
+                    health.record_failure(
+                        SampleError("upstream_error", "warning", "llm_call", "503")
+                    )
+                await vt.sleep(0.1)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(brownout)
+            await vt.run_until(lambda: vt.now >= start + 10)
+            group.cancel_scope.cancel()
+    sent = len(beats(platform)) - before
+    assert 1 <= sent <= 6  # 10 s / 2 s, and the first one at once
+
+
+async def test_a_heartbeat_failure_never_replaces_a_refused_register(tmp_path: Path) -> None:
+    vt = VirtualTime()
+    platform = PlatformEmulator(deploy_mode="saas", clock=vt, resolver=lambda h: [])
+    platform.provision(WS, token_path=tmp_path / ".auth_token")
+    health = Health(clock=vt)
+    async with running(platform, tmp_path, vt, health=health):
+        await vt.run_until(lambda: len(beats(platform, 200)) >= 1)
+        platform.fail_next("/registry/heartbeat", 1, status=503)
+        await vt.run_until(lambda: 503 in [c.status for c in beats(platform)])
+        kinds = {error.kind for error in health.errors()}
+        assert "registration_failed" in kinds
+        await vt.run_until(lambda: beats(platform)[-1].status == 200)
+    error = health.current()
+    assert error is not None
+    assert error.kind == "registration_failed"  # a good beat does not clear it either

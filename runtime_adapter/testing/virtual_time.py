@@ -20,15 +20,28 @@ T0 = 1_800_000_000.0
 
 
 async def _all_blocked() -> None:
-    """Until every other task waits on something. anyio's own version sleeps 0.1 s of
-    real time whenever a task is runnable, which makes large simulations crawl."""
+    """Until every other task waits on something that only time can end: no task
+    runnable, no callback queued, no worker thread busy. anyio's own version sleeps
+    0.1 s of real time whenever a task is runnable, which makes large simulations
+    crawl."""
     try:
         this = asyncio.current_task()
     except RuntimeError:
         await anyio.wait_all_tasks_blocked()
         return
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(0)
+        if limiter.borrowed_tokens:
+            # a task awaiting a worker thread looks blocked but is not: its result would
+            # arrive after the clock had jumped past its work
+            await asyncio.sleep(0.0005)
+            continue
+        if getattr(loop, "_ready", None):
+            # callbacks still queued (a finished child's done-callback that will wake its
+            # task group's host): a task waiting on them only looks blocked
+            continue
         for task in asyncio.all_tasks():
             if task is this:
                 continue
