@@ -108,10 +108,19 @@ def test_binary_and_oversized_files_are_refused(volume: WriteVolume) -> None:
         load_config(root)
 
 
-def test_alias_bomb_is_bounded(volume: WriteVolume) -> None:
+def test_alias_bomb_is_refused_before_it_expands(volume: WriteVolume) -> None:
+    """Shared nodes load cheaply, but every card and heartbeat would serialise them
+    expanded (a 12.8 KiB file became a 28 MB card): refused with file and line."""
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
-    config = load_config(volume("\n".join(lines) + "\nmodel: m\n"))
+    with pytest.raises(VolumeError) as caught:
+        load_config(volume("\n".join(lines) + "\nmodel: m\n"))
+    assert "expands to more than 50000 values" in caught.value.message
+    assert caught.value.line is not None
+
+
+def test_a_few_aliases_are_fine(volume: WriteVolume) -> None:
+    config = load_config(volume("base: &b [x, y]\nmore: [*b, *b]\nmodel: m\n"))
     assert config.model == "m"
 
 

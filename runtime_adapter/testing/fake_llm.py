@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -38,6 +39,8 @@ class LLMRequest:
     authorization: str | None
     api_key: str | None
     headers: dict[str, str] = field(repr=False)
+    # the conversation as sent: (role, text of its text blocks), oldest first
+    messages: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 _ERRORS = {
@@ -72,6 +75,7 @@ class FakeLLM:
         refuse_key: bool = False,
         error_status: int | None = None,
         echo_credential: bool = False,
+        delay: float = 0.0,
     ):
         self.reply = reply
         self.refuse_key = refuse_key
@@ -79,6 +83,10 @@ class FakeLLM:
         # some providers quote the key they refuse in the error message: a quirk to test
         # redaction against
         self.echo_credential = echo_credential
+        self.delay = delay  # seconds before answering: a slow provider
+        self._fail_first: list[int] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._accepted: frozenset[str] | None = None
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
@@ -92,6 +100,12 @@ class FakeLLM:
         """Answer 401 to any credential but these (a revoked or rotated key); kept as
         fingerprints. No argument accepts every credential again."""
         self._accepted = frozenset(fingerprint(key) for key in keys) if keys else None
+
+    def fail_first(self, count: int, status: int) -> None:
+        """Answer the next ``count`` message requests with ``status`` (e.g. 529 three
+        times, then the normal answer: what a provider brownout looks like)."""
+        with self._lock:
+            self._fail_first = [status] * count
 
     def _refused(self, request: Request) -> bool:
         if self.refuse_key:
@@ -124,7 +138,22 @@ class FakeLLM:
             for name, value in request.headers.items()
             if name not in ("authorization", "x-api-key")
         }
+        messages: list[tuple[str, str]] = []
+        for item in body.get("messages", []) if isinstance(body, dict) else []:
+            if not isinstance(item, dict):
+                continue
+            content = item.get("content")
+            if isinstance(content, list):
+                text = "\n".join(
+                    str(part.get("text", ""))
+                    for part in content
+                    if isinstance(part, dict) and part.get("type") == "text"
+                )
+            else:
+                text = str(content or "")
+            messages.append((str(item.get("role", "")), text))
         entry = LLMRequest(
+            messages=tuple(messages),
             time=time.time(),
             method=request.method,
             path=request.url.path,
@@ -155,7 +184,20 @@ class FakeLLM:
 
     async def _messages(self, request: Request) -> Response:
         body = await self._record(request)
-        status = 401 if self._refused(request) else self.error_status
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            injected = self._fail_first.pop(0) if self._fail_first else None
+        try:
+            if self.delay:
+                await anyio.sleep(self.delay)
+            return self._answer(request, body, injected)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, request: Request, body: dict[str, Any], injected: int | None) -> Response:
+        status = 401 if self._refused(request) else injected or self.error_status
         if status is not None:
             kind, message = _ERRORS.get(status, ("api_error", "internal server error"))
             if self.echo_credential:

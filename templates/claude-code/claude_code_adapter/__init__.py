@@ -1,28 +1,40 @@
 """The claude-code template: Claude Code through claude-agent-sdk, served over A2A.
 
-One A2A message is one agent turn. Each turn's outcome is reported: an
-HTTP error the Claude Code CLI meets (its ``api_retry`` events carry the
-status) becomes the matching structured sample error at once, and a 401 or
-403 ends the turn instead of letting the CLI retry it for minutes.
+What a caller gets (DESIGN §12): an A2A ``contextId`` is one Claude Code
+session, resumed on every later message and stored on a volume; every
+message is a Task (submitted, working, then completed with the answer as an
+artifact, failed with the redacted reason, or canceled); streaming status
+updates while the CLI works; ``CancelTask`` kills the turn's CLI process;
+turns of one context run in order, at most ``max_concurrent_turns`` at the
+LLM at once; ``GET /transcript`` for the platform, bearer-protected.
+
+One LLM call is one outcome: the CLI's ``api_retry`` events are progress,
+except a 401/403, which ends the turn at once (a retry cannot fix a refused
+key). Nothing here may leave a CLI process behind: ``stop()`` kills them.
 """
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import os
+import signal
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import anyio
 from a2a.client.card_resolver import parse_agent_card
-from a2a.helpers.proto_helpers import new_text_message
+from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message, new_text_part
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import InMemoryTaskStore, TaskUpdater
+from a2a.types import TaskState
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
@@ -30,18 +42,26 @@ from claude_agent_sdk import (
     ResultMessage,
     SystemMessage,
     TextBlock,
+    ToolUseBlock,
     query,
 )
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from runtime_adapter import AdapterContext, BaseAdapter, build_card
+from runtime_adapter import AdapterContext, BaseAdapter, ConfigError, build_card
+from runtime_adapter.volume import read_token
+
+from .sessions import SessionBook
 
 __all__ = ["ClaudeCodeAdapter", "TurnFailed"]
 
 log = logging.getLogger("runtime_adapter.templates.claude_code")
 
 # statuses a retry cannot fix: end the turn at once
-_FATAL = frozenset({401, 403})
+_FATAL = {401: "auth_failed", 403: "permission_denied"}
+_TRANSCRIPT_LIMIT = 1000
+_KILL_GRACE = 2.0
 
 
 class TurnFailed(Exception):
@@ -52,34 +72,149 @@ class TurnFailed(Exception):
         self.status = status
 
 
+@dataclass
+class Settings:
+    """``runtime_config`` of the template, validated (a bad value is a config error)."""
+
+    max_turns: int = 30
+    turn_timeout: float = 900.0
+    max_concurrent_turns: int = 4
+    permission_mode: str | None = None
+    system_prompt_file: str = "system-prompt.md"
+    sessions_dir: str | None = None
+
+
+@dataclass
+class Turn:
+    """One running A2A task: what cancel needs to stop it."""
+
+    task_id: str
+    context_id: str
+    session_id: str = ""
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    cancelled: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+def _number(
+    raw: dict[str, Any], key: str, default: float, ctx: AdapterContext, *, integer: bool
+) -> float:
+    value = raw.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+        if isinstance(value, bool) or number <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        config = ctx.config
+        line, column = config.position("runtime_config", key)
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(
+            f"runtime_config.{key} in {config.file or 'config.yaml'} must be {kind} above 0",
+            hint=f"set runtime_config.{key} to {kind} such as {default:g}, or remove it",
+            file=config.file,
+            line=line,
+            column=column,
+            field=f"runtime_config.{key}",
+        ) from None
+    return number
+
+
+def _settings(ctx: AdapterContext) -> Settings:
+    raw = dict(ctx.config.runtime_config.model_extra or {})
+    return Settings(
+        max_turns=int(_number(raw, "max_turns", 30, ctx, integer=True)),
+        turn_timeout=float(_number(raw, "turn_timeout", 900.0, ctx, integer=False)),
+        max_concurrent_turns=int(_number(raw, "max_concurrent_turns", 4, ctx, integer=True)),
+        permission_mode=str(raw["permission_mode"]) if raw.get("permission_mode") else None,
+        system_prompt_file=str(raw.get("system_prompt_file") or "system-prompt.md"),
+        sessions_dir=str(raw["sessions_dir"]) if raw.get("sessions_dir") else None,
+    )
+
+
+def _sessions_root(ctx: AdapterContext, settings: Settings) -> Path:
+    """Where sessions live: ``runtime_config.sessions_dir``, else the workspace volume,
+    else the config volume; never only ``$HOME``, which a re-created container loses."""
+    if settings.sessions_dir:
+        given = Path(settings.sessions_dir)
+        return given if given.is_absolute() else ctx.settings.config_path / given
+    workspace = Path(os.environ.get("WORKSPACE_DIR", "/workspace"))
+    if workspace.is_dir() and os.access(workspace, os.W_OK):
+        return workspace / ".claude-code"
+    return ctx.settings.config_path / ".claude-code"
+
+
+def _cli_processes(marker: str) -> list[int]:
+    """Our child processes whose command line carries ``marker`` (a session id)."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == me and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+async def _kill(marker: str) -> None:
+    """SIGTERM the CLI processes of a session, SIGKILL what is left after a grace."""
+    pids = await anyio.to_thread.run_sync(_cli_processes, marker)
+    for pid in pids:
+        with _suppress_lookup():
+            os.kill(pid, signal.SIGTERM)
+    with anyio.move_on_after(_KILL_GRACE):
+        # the processes are not ours to wait on (the SDK reaps them): poll /proc
+        while await anyio.to_thread.run_sync(_cli_processes, marker):  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+    for pid in await anyio.to_thread.run_sync(_cli_processes, marker):
+        with _suppress_lookup():
+            os.kill(pid, signal.SIGKILL)
+
+
+class _suppress_lookup:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, value: object, trace: object) -> bool:
+        return isinstance(value, ProcessLookupError)
+
+
 class ClaudeCodeAdapter(BaseAdapter):
-    """Runs one Claude Code turn per A2A message (``SendMessage`` and 0.3 ``message/send``)."""
+    """Claude Code over A2A: conversations, tasks, streaming, cancel, transcript."""
 
     name = "claude-code"
     stop_timeout = 5.0
 
     def __init__(self) -> None:
         self.ctx: AdapterContext | None = None
+        self.settings = Settings()
         self.options: dict[str, Any] = {}
-        self.turn_timeout = 900.0
+        self.book: SessionBook | None = None
+        self.limiter = anyio.CapacityLimiter(4)
+        self.locks: dict[str, anyio.Lock] = {}
+        self.turns: dict[str, Turn] = {}
 
     async def start(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
+        self.settings = _settings(ctx)
+        self.limiter = anyio.CapacityLimiter(self.settings.max_concurrent_turns)
         self.options = await anyio.to_thread.run_sync(self._options, ctx)
-        runtime = ctx.config.runtime_config.model_extra or {}
-        self.turn_timeout = float(runtime.get("turn_timeout") or 900)
+        root = _sessions_root(ctx, self.settings)
+        self.book = await anyio.to_thread.run_sync(SessionBook, root)
+        log.info("claude-code sessions in %s", root)
 
-    @staticmethod
-    def _options(ctx: AdapterContext) -> dict[str, Any]:
-        runtime = ctx.config.runtime_config.model_extra or {}
-        prompt_file = ctx.settings.config_path / str(
-            runtime.get("system_prompt_file") or "system-prompt.md"
-        )
+    def _options(self, ctx: AdapterContext) -> dict[str, Any]:
+        prompt_file = ctx.settings.config_path / self.settings.system_prompt_file
         workdir = Path(os.environ.get("WORKSPACE_DIR", "/workspace"))
         return {
             "cwd": str(workdir if workdir.is_dir() else ctx.settings.config_path),
-            "max_turns": int(runtime.get("max_turns") or 30),
-            "permission_mode": runtime.get("permission_mode") or None,
+            "max_turns": self.settings.max_turns,
+            "permission_mode": self.settings.permission_mode,
             "system_prompt": prompt_file.read_text() if prompt_file.is_file() else None,
             "model": ctx.plan.model,
         }
@@ -91,57 +226,170 @@ class ClaudeCodeAdapter(BaseAdapter):
             task_store=InMemoryTaskStore(),
             agent_card=parse_agent_card(card),
         )
-        return list(create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True))
+        return [
+            Route("/transcript", self._transcript, methods=["GET"]),
+            *create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True),
+        ]
 
-    async def turn(self, prompt: str) -> str:
-        """One agent turn; the answer text, or ``TurnFailed`` (already reported)."""
-        ctx = self.ctx
-        if ctx is None:
+    async def stop(self) -> None:
+        """Cancel every running turn; no CLI process outlives the runtime."""
+        for turn in list(self.turns.values()):
+            turn.cancelled = True
+            turn.scope.cancel()
+        with anyio.move_on_after(self.stop_timeout - 1):
+            async with anyio.create_task_group() as group:
+                for turn in list(self.turns.values()):
+                    if turn.session_id:
+                        group.start_soon(_kill, turn.session_id)
+
+    # -- one turn ---------------------------------------------------------------------
+
+    async def turn(self, turn: Turn, prompt: str, progress: Progress) -> str:
+        """One agent turn in ``turn``'s session; the answer text, or ``TurnFailed``."""
+        ctx, book = self.ctx, self.book
+        if ctx is None or book is None:
             raise TurnFailed("the adapter has not started")
+        session = book.session_for(turn.context_id)
+        exists = await anyio.to_thread.run_sync(book.path, session) is not None
+        if not exists and book.known(turn.context_id):
+            log.warning(
+                "context %s: the CLI no longer has session %s; starting afresh",
+                turn.context_id,
+                session,
+            )
+            session = await anyio.to_thread.run_sync(book.start_afresh, turn.context_id)
+        elif not exists:
+            await anyio.to_thread.run_sync(book.remember, turn.context_id, session)
+        turn.session_id = session
+        where: dict[str, Any] = {"resume": session} if exists else {"session_id": session}
         options = ClaudeAgentOptions(
             **{k: v for k, v in self.options.items() if v is not None},
-            stderr=lambda line: log.debug("claude: %s", line),
+            **where,
+            env={"CLAUDE_CONFIG_DIR": str(book.root)},
+            stderr=lambda line: log.debug("claude: %s", ctx.redact(line)),
         )
         texts: list[str] = []
         try:
-            with anyio.fail_after(self.turn_timeout):
+            with anyio.fail_after(self.settings.turn_timeout):
                 # query() is an async generator: close it (and the CLI) when we leave early
                 events = cast("AsyncGenerator[Any, None]", query(prompt=prompt, options=options))
                 async with aclosing(events) as stream:
                     async for message in stream:
-                        answer = self._handle(ctx, message, texts)
+                        answer = await self._handle(ctx, message, texts, progress)
                         if answer is not None:
-                            ctx.report_success()
                             return answer
         except TimeoutError:
-            ctx.report_error(TimeoutError(f"no answer within {self.turn_timeout:.0f} s"))
-            raise TurnFailed(f"the agent did not answer within {self.turn_timeout:.0f} s") from None
+            ctx.report_error(TimeoutError(f"no answer within {self.settings.turn_timeout:.0f} s"))
+            raise TurnFailed(
+                f"the agent did not answer within {self.settings.turn_timeout:.0f} s"
+            ) from None
         except ClaudeSDKError as error:
             ctx.report_error(error)
             raise TurnFailed(f"Claude Code failed: {ctx.redact(str(error))[:300]}") from None
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _kill(session)  # a CLI still running after the turn is a leak
         if texts:
             ctx.report_success()
             return "\n".join(texts)
         raise TurnFailed("Claude Code ended the turn without an answer")
 
-    def _handle(self, ctx: AdapterContext, message: Any, texts: list[str]) -> str | None:
+    async def _handle(
+        self, ctx: AdapterContext, message: Any, texts: list[str], progress: Progress
+    ) -> str | None:
         if isinstance(message, SystemMessage) and message.subtype == "api_retry":
+            # a retry is progress, not an outcome; only a refused key ends the turn
             status = message.data.get("error_status")
             error = str(message.data.get("error") or "error")
-            if isinstance(status, int):
+            if isinstance(status, int) and status in _FATAL:
                 ctx.report_status(status, error)
-                if status in _FATAL:
-                    raise TurnFailed(f"the LLM refused the credential ({status} {error})", status)
+                raise TurnFailed(
+                    f"{_FATAL[status]}: the LLM refused the credential ({status} {error})", status
+                )
+            await progress(f"the LLM is busy ({status}); Claude Code retries")
         elif isinstance(message, AssistantMessage):
-            texts.extend(block.text for block in message.content if isinstance(block, TextBlock))
+            for block in message.content:
+                if isinstance(block, TextBlock) and block.text.strip():
+                    texts.append(block.text)
+                    await progress(block.text)
+                elif isinstance(block, ToolUseBlock):
+                    await progress(f"using {block.name}")
         elif isinstance(message, ResultMessage):
             if message.is_error:
+                reason = _result_reason(message)
                 status = message.api_error_status
                 if status is not None:
-                    ctx.report_status(status, message.subtype)
-                raise TurnFailed(f"the turn failed ({message.subtype})", status)
+                    ctx.report_status(status, reason)
+                else:
+                    ctx.report_error(RuntimeError(reason))
+                raise TurnFailed(ctx.redact(reason)[:500], status)
+            ctx.report_success()
             return message.result or "\n".join(texts)
         return None
+
+    # -- transcript -------------------------------------------------------------------
+
+    async def _transcript(self, request: Request) -> Response:
+        ctx, book = self.ctx, self.book
+        if ctx is None or book is None:
+            return JSONResponse({"error": "not started"}, status_code=503)
+        token = await anyio.to_thread.run_sync(read_token, ctx.settings.config_path)
+        given = request.headers.get("authorization", "")
+        scheme, _, presented = given.partition(" ")
+        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(presented, token):
+            # fail closed: no token known means nobody may read the conversation
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            since = max(0, int(request.query_params.get("since", "0")))
+            limit = min(_TRANSCRIPT_LIMIT, max(1, int(request.query_params.get("limit", "100"))))
+        except ValueError:
+            return JSONResponse({"error": "since and limit are integers"}, status_code=400)
+        path = await anyio.to_thread.run_sync(book.latest)
+        lines: list[Any] = []
+        total = 0
+        if path is not None:
+            raw = await anyio.to_thread.run_sync(path.read_text)
+            entries = raw.splitlines()
+            total = len(entries)
+            for line in entries[since : since + limit]:
+                try:
+                    lines.append(json.loads(ctx.redact(line)))
+                except ValueError:
+                    continue
+        cursor = min(total, since + limit)
+        return JSONResponse(
+            {
+                "runtime": self.name,
+                "supported": True,
+                "lines": lines,
+                "cursor": cursor,
+                "more": cursor < total,
+                "source": path.name if path is not None else None,
+            }
+        )
+
+
+def _result_reason(message: ResultMessage) -> str:
+    """The error text of a failed result, from the result itself, never its subtype name."""
+    if message.errors:
+        return "; ".join(str(e) for e in message.errors)
+    if message.result:
+        return str(message.result)
+    status = message.api_error_status
+    return f"the turn failed (HTTP {status})" if status else "the turn failed"
+
+
+class Progress:
+    """Sends ``working`` status updates as the CLI works (streaming callers see them)."""
+
+    def __init__(self, updater: TaskUpdater, task_id: str, context_id: str) -> None:
+        self.updater, self.task_id, self.context_id = updater, task_id, context_id
+
+    async def __call__(self, text: str) -> None:
+        await self.updater.update_status(
+            TaskState.TASK_STATE_WORKING,
+            new_text_message(text[:2000], context_id=self.context_id, task_id=self.task_id),
+        )
 
 
 class _Executor(AgentExecutor):
@@ -149,17 +397,50 @@ class _Executor(AgentExecutor):
         self.adapter = adapter
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
-        prompt = context.get_user_input()
-        ctx = self.adapter.ctx
+        adapter, ctx = self.adapter, self.adapter.ctx
         assert ctx is not None
-        with ctx.task(prompt[:80] or "message"):
-            try:
-                text = await self.adapter.turn(prompt)
-            except TurnFailed as failure:
-                text = f"error: {failure}"
-        await event_queue.enqueue_event(
-            new_text_message(text, context_id=context.context_id, task_id=context.task_id)
-        )
+        assert context.message is not None
+        task = context.current_task
+        if task is None:
+            task = new_task_from_user_message(context.message)
+            await event_queue.enqueue_event(task)
+        updater = TaskUpdater(event_queue, task.id, task.context_id)
+        turn = Turn(task.id, task.context_id)
+        adapter.turns[task.id] = turn
+        prompt = context.get_user_input()
+        text = ""
+        try:
+            with ctx.task(prompt[:80] or "message"):
+                lock = adapter.locks.setdefault(task.context_id, anyio.Lock())
+                with turn.scope:
+                    async with lock, adapter.limiter:
+                        await updater.start_work()
+                        text = await adapter.turn(
+                            turn, prompt, Progress(updater, task.id, task.context_id)
+                        )
+                if turn.cancelled or turn.scope.cancel_called:
+                    await updater.cancel(self._say("the turn was canceled", task))
+                    return
+                await updater.add_artifact([new_text_part(text)], name="answer")
+                await updater.complete(self._say(text, task))
+        except TurnFailed as failure:
+            await updater.failed(self._say(f"failed: {ctx.redact(str(failure))}", task))
+        finally:
+            turn.done.set()
+            adapter.turns.pop(task.id, None)
+
+    @staticmethod
+    def _say(text: str, task: Any) -> Any:
+        return new_text_message(text, context_id=task.context_id, task_id=task.id)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        """Turns are not cancellable mid-way; the framework cancels ``execute``."""
+        """Stop the turn: its CLI process is killed, ``execute`` publishes ``canceled``."""
+        turn = self.adapter.turns.get(context.task_id or "")
+        if turn is None:
+            return
+        turn.cancelled = True
+        turn.scope.cancel()
+        if turn.session_id:
+            await _kill(turn.session_id)
+        with anyio.move_on_after(4):
+            await turn.done.wait()

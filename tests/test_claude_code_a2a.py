@@ -1,0 +1,325 @@
+"""The claude-code template as an A2A caller sees it (DESIGN §12), driven by a2a-sdk's
+own client against ``runtime-adapter run``, the real bundled Claude Code CLI and a
+fake Anthropic-compatible LLM.
+
+The invariants: a context is one conversation, even across a restart with an
+empty ``$HOME``; every message is a task that ends completed, failed (never a
+failure dressed as an answer) or canceled; no CLI process outlives its turn.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from a2a.client import ClientConfig, ClientFactory
+from a2a.types import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    Message,
+    Part,
+    Role,
+    SendMessageConfiguration,
+    SendMessageRequest,
+    StreamResponse,
+    Task,
+    TaskState,
+)
+
+from runtime_adapter import fingerprint
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+
+from .harness import KEY, WS, Process, wait_for
+from .test_claude_cli import CLI
+from .test_claude_code_template import TEMPLATE
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.anyio,
+    pytest.mark.skipif(CLI is None, reason="needs claude-agent-sdk with its bundled CLI"),
+]
+
+TERMINAL = {
+    TaskState.TASK_STATE_COMPLETED,
+    TaskState.TASK_STATE_FAILED,
+    TaskState.TASK_STATE_CANCELED,
+}
+
+
+@dataclass
+class Workspace:
+    emulator: PlatformEmulator
+    platform_url: str
+    llm: FakeLLM
+    llm_url: str
+    root: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def start(self, runtime_config: str = "") -> Process:
+        configs = self.root / "configs"
+        configs.mkdir(exist_ok=True)
+        (self.root / "workspace").mkdir(exist_ok=True)
+        config = (
+            (TEMPLATE / "config.yaml")
+            .read_text()
+            .replace("runtime_config:\n", "runtime_config:\n" + runtime_config, 1)
+        )
+        (configs / "config.yaml").write_text(config)
+        (configs / "system-prompt.md").write_text((TEMPLATE / "system-prompt.md").read_text())
+        home = self.root / f"home-{len(self.processes)}"  # a fresh, empty $HOME each time
+        home.mkdir()
+        port = free_port()
+        process = Process(
+            {
+                "WORKSPACE_ID": WS,
+                "PLATFORM_URL": self.platform_url,
+                "WORKSPACE_CONFIG_PATH": str(configs),
+                "WORKSPACE_DIR": str(self.root / "workspace"),
+                "PORT": str(port),
+                "HOME": str(home),
+                "MINIMAX_API_KEY": KEY,
+                "MINIMAX_BASE_URL": self.llm_url + "/anthropic",
+                "HEARTBEAT_INTERVAL_SECONDS": "1",
+                "LOG_FORMAT": "json",
+            },
+            port,
+        )
+        self.processes.append(process)
+        wait_for(lambda: self.emulator.calls_to("/registry/heartbeat"), timeout=30)
+        return process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.processes[-1].port}"
+
+    def view(self) -> dict[str, Any]:
+        return self.emulator.view(WS) or {}
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    emulator, llm = PlatformEmulator(), FakeLLM(reply="pong from the fake LLM")
+    with serve_in_thread(emulator.app) as platform_url, serve_in_thread(llm.app) as llm_url:
+        world = Workspace(emulator, platform_url, llm, llm_url, tmp_path)
+        yield world
+        for process in world.processes:
+            assert process.stop() == 0, process.output[-3000:]
+            assert process.stopped_in < 10
+            assert KEY not in process.output
+            assert not cli_children(process), "a CLI process outlived the runtime"
+
+
+def cli_children(process: Process) -> list[int]:
+    """Descendants of the runtime process that are the Claude Code CLI."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == process.popen.pid and b"claude" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@asynccontextmanager
+async def client(url: str, *, streaming: bool = False) -> AsyncIterator[Any]:
+    async with httpx.AsyncClient(timeout=120) as http:
+        factory = ClientFactory(ClientConfig(streaming=streaming, httpx_client=http))
+        agent = await factory.create_from_url(url)
+        try:
+            yield agent
+        finally:
+            await agent.close()
+
+
+def message(text: str, context_id: str) -> SendMessageRequest:
+    return SendMessageRequest(
+        message=Message(
+            message_id=str(uuid.uuid4()),
+            context_id=context_id,
+            role=Role.ROLE_USER,
+            parts=[Part(text=text)],
+        )
+    )
+
+
+async def send(
+    url: str, text: str, context_id: str, *, streaming: bool = False
+) -> list[StreamResponse]:
+    request = message(text, context_id)
+    async with client(url, streaming=streaming) as agent:
+        return [event async for event in agent.send_message(request)]
+
+
+def final_task(events: list[StreamResponse]) -> Task:
+    tasks = [e.task for e in events if e.HasField("task")]
+    assert tasks, events
+    return tasks[-1]
+
+
+def answer_text(task: Task) -> str:
+    return "\n".join(part.text for artifact in task.artifacts for part in artifact.parts)
+
+
+def turns(llm: FakeLLM) -> list[Any]:
+    """The main-turn requests (the CLI streams them)."""
+    return [r for r in llm.requests if r.stream]
+
+
+async def test_a_context_is_one_conversation_even_after_a_restart_with_an_empty_home(
+    workspace: Workspace,
+) -> None:
+    workspace.start()
+    context = str(uuid.uuid4())
+    first = final_task(await send(workspace.url, "remember the word zebra", context))
+    assert first.status.state == TaskState.TASK_STATE_COMPLETED
+    assert answer_text(first) == "pong from the fake LLM"
+    await send(workspace.url, "which word?", context)
+    second = turns(workspace.llm)[-1]
+    said = [text for _, text in second.messages]
+    assert any("remember the word zebra" in text for text in said), said
+    assert any("pong from the fake LLM" in text for text in said)
+    # a different context is a different conversation
+    await send(workspace.url, "hello stranger", str(uuid.uuid4()))
+    assert not any("zebra" in t for _, t in turns(workspace.llm)[-1].messages)
+
+    assert workspace.processes[-1].stop() == 0
+    workspace.start()  # same volumes, a fresh empty $HOME
+    third = final_task(await send(workspace.url, "and now?", context))
+    assert third.status.state == TaskState.TASK_STATE_COMPLETED
+    said = [text for _, text in turns(workspace.llm)[-1].messages]
+    assert any("remember the word zebra" in text for text in said), said
+    # the task is there during and after: GetTask
+    async with client(workspace.url) as agent:
+        got = await agent.get_task(GetTaskRequest(id=third.id))
+    assert got.status.state == TaskState.TASK_STATE_COMPLETED
+
+
+async def test_a_refused_key_fails_the_task_and_reaches_the_platform_at_once(
+    workspace: Workspace,
+) -> None:
+    process = workspace.start()
+    workspace.llm.refuse_key = True
+    started = time.monotonic()
+    task = final_task(await send(workspace.url, "say hi", str(uuid.uuid4())))
+    assert task.status.state == TaskState.TASK_STATE_FAILED
+    reason = "\n".join(p.text for p in task.status.message.parts)
+    assert "auth_failed" in reason
+    assert not answer_text(task)  # a failure is never dressed as an answer
+
+    def reported() -> bool:
+        detail = workspace.view().get("last_sample_error_detail") or {}
+        return detail.get("kind") == "auth_failed" and detail.get("source") == "llm_call"
+
+    wait_for(reported, timeout=10)
+    assert time.monotonic() - started < 15
+    assert not cli_children(process)  # the CLI is not left retrying
+    before = len(workspace.llm.requests)
+    await anyio.sleep(2)
+    assert len(workspace.llm.requests) == before
+    assert fingerprint(KEY) in str(workspace.view()["last_sample_error"])
+
+
+async def test_cancel_stops_a_slow_turn_within_five_seconds(workspace: Workspace) -> None:
+    process = workspace.start()
+    workspace.llm.delay = 60  # the LLM takes a minute
+    context = str(uuid.uuid4())
+    request = message("take your time", context)
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with client(workspace.url) as agent:
+        events = [event async for event in agent.send_message(request)]
+        task_id = final_task(events).id
+        wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
+        wait_for(lambda: cli_children(process), timeout=10)
+        asked = time.monotonic()
+        canceled = await agent.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        wait_for(lambda: not cli_children(process), timeout=5)
+        assert time.monotonic() - asked < 5
+        got = await agent.get_task(GetTaskRequest(id=task_id))
+    assert got.status.state == TaskState.TASK_STATE_CANCELED
+
+
+async def test_streaming_shows_work_before_the_answer(workspace: Workspace) -> None:
+    workspace.start()
+    events = await send(workspace.url, "say hi", str(uuid.uuid4()), streaming=True)
+    kinds: list[tuple[str, Any]] = []
+    for event in events:
+        if event.HasField("status_update"):
+            kinds.append(("status", event.status_update.status.state))
+        elif event.HasField("artifact_update"):
+            kinds.append(("artifact", None))
+    working = [i for i, k in enumerate(kinds) if k == ("status", TaskState.TASK_STATE_WORKING)]
+    artifact = kinds.index(("artifact", None))
+    assert working
+    assert working[0] < artifact
+    assert kinds[-1] == ("status", TaskState.TASK_STATE_COMPLETED)
+
+
+async def test_five_contexts_at_once_never_more_than_two_at_the_llm(workspace: Workspace) -> None:
+    workspace.start("  max_concurrent_turns: 2\n")
+    workspace.llm.delay = 1.5
+    seen_active: list[int] = []
+
+    def watch(call: Any) -> None:
+        if call.path == "/registry/heartbeat" and isinstance(call.body, dict):
+            seen_active.append(int(call.body.get("active_tasks", 0)))
+
+    workspace.emulator.on_call = watch
+    results: list[Task] = []
+
+    async def one(index: int) -> None:
+        results.append(final_task(await send(workspace.url, f"job {index}", str(uuid.uuid4()))))
+
+    async with anyio.create_task_group() as group:
+        for index in range(5):
+            group.start_soon(one, index)
+    assert [t.status.state for t in results] == [TaskState.TASK_STATE_COMPLETED] * 5
+    assert workspace.llm.max_in_flight <= 2
+    assert max(seen_active) >= 3  # waiting messages count as active work
+
+
+async def test_retries_are_progress_one_call_one_outcome(workspace: Workspace) -> None:
+    workspace.start()
+    workspace.llm.fail_first(3, 529)
+    task = final_task(await send(workspace.url, "say hi", str(uuid.uuid4())))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    await anyio.sleep(1.5)  # a beat after the turn
+    view = workspace.view()
+    assert view["error_rate"] == 0.0
+    assert view["last_sample_error"] == ""
+
+
+async def test_transcript_needs_the_workspace_token_and_fails_closed(
+    workspace: Workspace,
+) -> None:
+    workspace.start()
+    await send(workspace.url, "remember the word zebra", str(uuid.uuid4()))
+    token = (workspace.root / "configs" / ".auth_token").read_text().strip()
+    async with httpx.AsyncClient(timeout=10) as http:
+        anonymous = await http.get(f"{workspace.url}/transcript")
+        wrong = await http.get(
+            f"{workspace.url}/transcript", headers={"Authorization": "Bearer nope"}
+        )
+        good = await http.get(
+            f"{workspace.url}/transcript?since=0&limit=1000",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert (anonymous.status_code, wrong.status_code, good.status_code) == (401, 401, 200)
+    body = good.json()
+    assert (body["runtime"], body["supported"], body["more"]) == ("claude-code", True, False)
+    assert body["cursor"] == len(body["lines"]) > 0
+    assert "zebra" in str(body["lines"])
