@@ -136,6 +136,7 @@ class BaseAdapter:
     name: ClassVar[str] = ""
     display_name: ClassVar[str | None] = None
     description: ClassVar[str | None] = None
+    streaming: ClassVar[bool] = False  # the card's capabilities.streaming unless config says
     start_timeout: ClassVar[float] = 60.0
     stop_timeout: ClassVar[float] = 5.0
 

@@ -40,11 +40,13 @@ def build_card(
     skills: Sequence[SkillConfig] | None = None,
     provider: dict[str, str] | None = None,
     default_name: str = "agent",
+    streaming: bool = False,
 ) -> dict[str, Any]:
     """The card served at ``/.well-known/agent-card.json`` and sent to the platform.
 
     ``name``/``description``/``skills`` are the adapter's overrides; the
-    config's values are used otherwise.
+    config's values are used otherwise. ``streaming`` is the adapter's default,
+    used when config ``a2a.streaming`` is not set.
     """
     card: dict[str, Any] = {
         "name": name or config.name or default_name,
@@ -54,7 +56,7 @@ def build_card(
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": A2A_PROTOCOL_VERSION}
         ],
         "capabilities": {
-            "streaming": config.a2a.streaming,
+            "streaming": streaming if config.a2a.streaming is None else config.a2a.streaming,
             "pushNotifications": config.a2a.push_notifications,
         },
         "defaultInputModes": list(_TEXT),

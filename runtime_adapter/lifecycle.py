@@ -181,6 +181,7 @@ class Runtime:
                 description=adapter.description,
                 skills=list(adapter.skills(self.config)),
                 default_name=adapter.name or self.workspace_id,
+                streaming=adapter.streaming,
             )
         name = (self.config.name if self.config else None) or self.workspace_id
         return minimal_card(name, self.url, f"not running: {self._boot_error}"[:300])

@@ -79,7 +79,7 @@ class SkillConfig(_Section):
 
 class A2AConfig(_Section):
     port: int | None = Field(default=None, ge=1, le=65535)
-    streaming: bool = False
+    streaming: bool | None = None  # None: the adapter's default (BaseAdapter.streaming)
     push_notifications: bool = False
 
 

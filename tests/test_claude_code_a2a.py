@@ -93,7 +93,9 @@ class Workspace:
             port,
         )
         self.processes.append(process)
-        wait_for(lambda: self.emulator.calls_to("/registry/heartbeat"), timeout=30)
+        beats = len(self.emulator.calls_to("/registry/heartbeat"))
+        wait_for(lambda: len(self.emulator.calls_to("/registry/heartbeat")) > beats, timeout=30)
+        wait_for(lambda: process.get("/health") is not None, timeout=10)
         return process
 
     @property
@@ -114,7 +116,7 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
             assert process.stop() == 0, process.output[-3000:]
             assert process.stopped_in < 10
             assert KEY not in process.output
-            assert not cli_children(process), "a CLI process outlived the runtime"
+        assert not leftover_clis(world.root), "a CLI process outlived the runtime"
 
 
 def cli_children(process: Process) -> list[int]:
@@ -131,6 +133,21 @@ def cli_children(process: Process) -> list[int]:
             continue
         if parent == process.popen.pid and b"claude" in command:
             found.append(int(entry.name))
+    return found
+
+
+def leftover_clis(root: Path) -> list[int]:
+    """Any process on the machine whose CLAUDE_CONFIG_DIR is this workspace's session
+    directory: a CLI that outlived its runtime would be re-parented, not gone."""
+    marker = f"CLAUDE_CONFIG_DIR={root / 'workspace' / '.claude-code'}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
     return found
 
 
@@ -227,9 +244,9 @@ async def test_a_refused_key_fails_the_task_and_reaches_the_platform_at_once(
     wait_for(reported, timeout=10)
     assert time.monotonic() - started < 15
     assert not cli_children(process)  # the CLI is not left retrying
-    before = len(workspace.llm.requests)
+    before = len(turns(workspace.llm))
     await anyio.sleep(2)
-    assert len(workspace.llm.requests) == before
+    assert len(turns(workspace.llm)) == before
     assert fingerprint(KEY) in str(workspace.view()["last_sample_error"])
 
 
@@ -271,6 +288,7 @@ async def test_streaming_shows_work_before_the_answer(workspace: Workspace) -> N
 
 async def test_five_contexts_at_once_never_more_than_two_at_the_llm(workspace: Workspace) -> None:
     workspace.start("  max_concurrent_turns: 2\n")
+    wait_for(lambda: workspace.llm.requests)  # the boot's credential probe is done
     workspace.llm.delay = 1.5
     seen_active: list[int] = []
 
@@ -323,3 +341,17 @@ async def test_transcript_needs_the_workspace_token_and_fails_closed(
     assert (body["runtime"], body["supported"], body["more"]) == ("claude-code", True, False)
     assert body["cursor"] == len(body["lines"]) > 0
     assert "zebra" in str(body["lines"])
+
+
+async def test_stop_cancels_running_turns_and_leaves_no_cli_behind(workspace: Workspace) -> None:
+    process = workspace.start()
+    wait_for(lambda: workspace.llm.requests)  # the boot's probe
+    workspace.llm.delay = 60
+    request = message("a long job", str(uuid.uuid4()))
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with client(workspace.url) as agent:
+        [event async for event in agent.send_message(request)]
+    wait_for(lambda: leftover_clis(workspace.root), timeout=30)
+    assert process.stop() == 0
+    assert process.stopped_in < 10
+    assert leftover_clis(workspace.root) == []

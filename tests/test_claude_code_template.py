@@ -1,7 +1,9 @@
-"""The claude-code template end to end: an A2A message (0.3 ``message/send`` and 1.0
-``SendMessage``) reaches the real Claude Code CLI, which calls a fake LLM with the
-projected credential and model, and the reply comes back. A 401 the CLI meets is
-in the next heartbeat as ``auth_failed`` from ``llm_call``, without the probe."""
+"""The claude-code template on the exact wire: an A2A message (0.3 ``message/send`` and
+1.0 ``SendMessage``, hand-written JSON as the Molecule proxy sends it) reaches the real
+Claude Code CLI, which calls a fake LLM with the projected credential and model, and a
+task comes back. A 401 the CLI meets fails the task and is in the next heartbeat as
+``auth_failed`` from ``llm_call``. The A2A behaviours through a2a-sdk's own client are
+in ``test_claude_code_a2a``."""
 
 from __future__ import annotations
 
@@ -112,11 +114,13 @@ def test_message_send_and_send_message_reach_the_real_cli_and_come_back(
     runtime: tuple[Process, PlatformEmulator, FakeLLM],
 ) -> None:
     process, emulator, llm = runtime
-    old = rpc(process, V03)
-    assert old["result"]["kind"] == "message"
-    assert old["result"]["parts"] == [{"kind": "text", "text": "pong from the fake LLM"}]
-    new = rpc(process, V10, **{"A2A-Version": "1.0"})
-    assert new["result"]["message"]["parts"] == [{"text": "pong from the fake LLM"}]
+    # the 0.3 wire the Molecule proxy speaks: a task, completed, the answer as an artifact
+    old = rpc(process, V03)["result"]
+    assert (old["kind"], old["status"]["state"]) == ("task", "completed")
+    assert old["artifacts"][0]["parts"] == [{"kind": "text", "text": "pong from the fake LLM"}]
+    new = rpc(process, V10, **{"A2A-Version": "1.0"})["result"]["task"]
+    assert new["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert new["artifacts"][0]["parts"] == [{"text": "pong from the fake LLM"}]
     turns = [r for r in llm.requests if r.stream]
     assert len(turns) >= 2
     assert {(r.path, r.model, r.authorization, r.api_key) for r in turns} == {
@@ -133,9 +137,10 @@ def test_a_401_in_a_turn_is_reported_from_llm_call_at_once(
     process, emulator, llm = runtime
     beats_before = len(emulator.calls_to("/registry/heartbeat"))
     llm.refuse_key = True
-    answer = rpc(process, V03)
-    assert answer["result"]["parts"][0]["text"].startswith(
-        "error: the LLM refused the credential (401"
+    task = rpc(process, V03)["result"]
+    assert (task["status"]["state"], task.get("artifacts")) == ("failed", None)
+    assert task["status"]["message"]["parts"][0]["text"].startswith(
+        "failed: auth_failed: the LLM refused the credential (401"
     )
 
     def reported() -> dict[str, Any] | None:

@@ -188,6 +188,7 @@ class ClaudeCodeAdapter(BaseAdapter):
     """Claude Code over A2A: conversations, tasks, streaming, cancel, transcript."""
 
     name = "claude-code"
+    streaming = True
     stop_timeout = 5.0
 
     def __init__(self) -> None:
@@ -220,7 +221,9 @@ class ClaudeCodeAdapter(BaseAdapter):
         }
 
     def routes(self, ctx: AdapterContext) -> list[BaseRoute]:
-        card = build_card(ctx.config, "http://localhost/", default_name=self.name)
+        card = build_card(
+            ctx.config, "http://localhost/", default_name=self.name, streaming=self.streaming
+        )
         handler = DefaultRequestHandler(
             agent_executor=_Executor(self),
             task_store=InMemoryTaskStore(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -28,6 +29,7 @@ class SessionBook:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self._file = root / "contexts.json"
+        self._lock = threading.Lock()  # turns of different contexts save side by side
         try:
             data = json.loads(self._file.read_text())
         except (OSError, ValueError):
@@ -51,9 +53,10 @@ class SessionBook:
         return context_id in self._sessions
 
     def remember(self, context_id: str, session_id: str) -> None:
-        if self._sessions.get(context_id) != session_id:
-            self._sessions[context_id] = session_id
-            self._save()
+        with self._lock:
+            if self._sessions.get(context_id) != session_id:
+                self._sessions[context_id] = session_id
+                self._save()
 
     def start_afresh(self, context_id: str) -> str:
         """A new session for a context whose session the CLI no longer has."""
@@ -62,7 +65,7 @@ class SessionBook:
         return fresh
 
     def _save(self) -> None:
-        temporary = self._file.with_suffix(".tmp")
+        temporary = self._file.with_suffix(f".{threading.get_ident()}.tmp")
         temporary.write_text(json.dumps(self._sessions))
         os.replace(temporary, self._file)
 
