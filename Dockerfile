@@ -1,34 +1,49 @@
 # runtime-adapter with the claude-code template.
-# Build: docker build -t runtime-adapter-claude-code .
-FROM python:3.11-slim-bookworm
+# Build: podman build --format docker -t runtime-adapter-claude-code .
+# Where no registry is reachable, scripts/container-base makes a stand-in base and
+# scripts/container-test passes it explicitly: --build-arg BASE_IMAGE=localhost/...
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/runtime-adapter/venv \
+    PATH=/opt/runtime-adapter/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-# the unprivileged user the entrypoint drops to; setpriv comes with util-linux
-RUN groupadd --gid 1000 agent \
+# tini is PID 1: it reaps the orphans of the CLI's tools (Python as PID 1 never does)
+# and forwards SIGTERM; setpriv (util-linux) drops to the agent user
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid 1000 agent \
     && useradd --uid 1000 --gid agent --create-home --shell /usr/sbin/nologin agent \
     && mkdir -p /configs /workspace \
     && chown agent:agent /configs /workspace
 
 WORKDIR /opt/runtime-adapter
 
-# dependencies first, from the metadata alone, so a source change reuses this layer
+# dependencies first, from the metadata alone, so a source change reuses this layer;
+# the system CA store, so a TLS-intercepting proxy the host trusts is trusted here too
 COPY pyproject.toml README.md ./
 COPY runtime_adapter/_version.py runtime_adapter/_version.py
 COPY templates/claude-code/pyproject.toml templates/claude-code/pyproject.toml
 # local project paths: their dependencies' bounds live in the pyproject files
 # hadolint ignore=DL3013
-RUN mkdir -p templates/claude-code/claude_code_adapter \
+RUN python -m venv "$VIRTUAL_ENV" \
+    && mkdir -p templates/claude-code/claude_code_adapter \
     && touch templates/claude-code/claude_code_adapter/__init__.py \
-    && pip install --no-cache-dir ".[claude-code]" ./templates/claude-code
+    && pip install --cert /etc/ssl/certs/ca-certificates.crt ".[claude-code]" ./templates/claude-code \
+    && rm -rf runtime_adapter templates
 
-# then the code itself
+# then the code itself: the only layer a source change rebuilds
 COPY runtime_adapter/ runtime_adapter/
 COPY templates/claude-code/ templates/claude-code/
-RUN pip install --no-cache-dir --no-deps --force-reinstall . ./templates/claude-code
+RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps --force-reinstall \
+        . ./templates/claude-code \
+    && rm -rf build ./*.egg-info templates/claude-code/build
 
 COPY entrypoint.sh /usr/local/bin/entrypoint.sh
 
@@ -44,5 +59,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
 
-ENTRYPOINT ["/usr/local/bin/entrypoint.sh"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]
 CMD ["runtime-adapter", "run"]

@@ -145,7 +145,9 @@ def instructions() -> list[tuple[str, str]]:
 def test_dockerfile_facts() -> None:
     steps = instructions()
     kinds = [kind for kind, _ in steps]
-    assert steps[0] == ("FROM", "python:3.11-slim-bookworm")
+    # the base is an argument: a stand-in is passed explicitly, never dressed up as this
+    assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim-bookworm")
+    assert steps[1] == ("FROM", "${BASE_IMAGE}")
     assert any("useradd" in args and "agent" in args for kind, args in steps if kind == "RUN")
     # dependencies are installed before the source is copied, for layer caching
     deps = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "pip install" in a)
@@ -158,7 +160,8 @@ def test_dockerfile_facts() -> None:
     assert ("EXPOSE", "8000") in steps
     healthcheck = next(args for kind, args in steps if kind == "HEALTHCHECK")
     assert "/health" in healthcheck
-    assert ("ENTRYPOINT", '["/usr/local/bin/entrypoint.sh"]') in steps
+    # tini as PID 1 reaps orphans; the built image proves it (tests/container)
+    assert ("ENTRYPOINT", '["/usr/bin/tini", "--", "/usr/local/bin/entrypoint.sh"]') in steps
     assert kinds[-1] == "CMD"
 
 

@@ -1,0 +1,238 @@
+"""The built image, run as a workspace runs it: podman, ``--network host``, the platform
+emulator and the fake LLM on this host's loopback.
+
+``scripts/container-test`` builds the image and runs this module with
+``RA_IMAGE`` set; without an engine or an image every test is skipped, saying why.
+The invariant: what the package promises outside a container holds inside it (online
+and authenticated, unprivileged, healthy or unhealthy as /health says, a clean stop
+with a last heartbeat, zombies reaped, a read-only root, the restart path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runtime_adapter import fingerprint
+from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+
+from ..harness import wait_for
+
+IMAGE = os.environ.get("RA_IMAGE", "")
+PODMAN = shutil.which("podman")
+pytestmark = [
+    pytest.mark.container,
+    pytest.mark.skipif(PODMAN is None, reason="no container engine (podman) on this machine"),
+    pytest.mark.skipif(not IMAGE, reason="RA_IMAGE is not set: run scripts/container-test"),
+]
+
+WS = "5e0c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
+KEY = "mm-container-secret-0a7c"
+
+
+def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    assert PODMAN is not None
+    return subprocess.run(
+        [PODMAN, *args], capture_output=True, text=True, timeout=timeout, check=check
+    )
+
+
+@dataclass
+class Host:
+    emulator: PlatformEmulator
+    platform_url: str
+    llm: FakeLLM
+    llm_url: str
+    root: Path
+    containers: list[str] = field(default_factory=list)
+
+    def volume(self, config: str = "name: in a container\nmodel: MiniMax-M2.7\n") -> Path:
+        configs = self.root / "configs"
+        configs.mkdir(exist_ok=True)
+        (configs / "config.yaml").write_text(config)
+        (self.root / "workspace").mkdir(exist_ok=True)
+        return configs
+
+    def run(self, *extra: str, key: str | None = KEY, **env: str) -> tuple[str, int]:
+        """Start the image detached; (container name, port)."""
+        name = f"ra-test-{uuid.uuid4().hex[:8]}"
+        port = free_port()
+        settings = {
+            "WORKSPACE_ID": WS,
+            "PLATFORM_URL": self.platform_url,
+            "PORT": str(port),
+            "MINIMAX_BASE_URL": self.llm_url + "/anthropic",
+            "HEARTBEAT_INTERVAL_SECONDS": "1",
+            "CONFIG_GRACE_SECONDS": "2",
+            **({"MINIMAX_API_KEY": key} if key else {}),
+            **env,
+        }
+        args = ["run", "-d", "--name", name, "--network", "host"]
+        for variable, value in settings.items():
+            args += ["-e", f"{variable}={value}"]
+        args += [
+            "-v",
+            f"{self.root / 'configs'}:/configs",
+            "-v",
+            f"{self.root / 'workspace'}:/workspace",
+        ]
+        podman(*args, *extra, IMAGE, timeout=120)
+        self.containers.append(name)
+        return name, port
+
+    def view(self) -> dict[str, Any]:
+        return self.emulator.view(WS) or {}
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    tmp_path.chmod(0o755)
+    emulator, llm = PlatformEmulator(), FakeLLM(reply="pong from the fake LLM")
+    with serve_in_thread(emulator.app) as platform_url, serve_in_thread(llm.app) as llm_url:
+        world = Host(emulator, platform_url, llm, llm_url, tmp_path)
+        try:
+            yield world
+        finally:
+            for name in world.containers:
+                logs = (
+                    podman("logs", name, check=False).stdout
+                    + podman("logs", name, check=False).stderr
+                )
+                podman("rm", "-f", "-t", "0", name, check=False)
+                assert KEY not in logs
+
+
+def online(world: Host) -> bool:
+    return world.view().get("status") == "online"
+
+
+def test_registered_online_healthy_unprivileged_and_a_clean_stop(host: Host) -> None:
+    host.volume()
+    name, port = host.run()
+    wait_for(lambda: online(host), timeout=60)
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    assert (health.status_code, health.json()["status"]) == (200, "ok")
+    card = httpx.get(f"http://127.0.0.1:{port}/.well-known/agent-card.json", timeout=5).json()
+    assert card["url"] == f"http://127.0.0.1:{port}"
+    beats = host.emulator.calls_to("/registry/heartbeat")
+    assert beats
+    assert all(
+        call.authorization and call.authorization.startswith("Bearer sha256:") for call in beats
+    )
+    # the runtime runs as the image's unprivileged user, under tini as PID 1
+    top = podman("top", name, "user", "args").stdout
+    runtime = [line for line in top.splitlines() if "bin/runtime-adapter run" in line]
+    assert runtime
+    assert runtime[0].split()[0] == "agent", top
+    pid1 = podman("exec", name, "cat", "/proc/1/cmdline").stdout.replace("\0", " ")
+    assert pid1.startswith("/usr/bin/tini"), pid1
+    assert podman("healthcheck", "run", name, check=False).returncode == 0
+    before = len(host.emulator.calls_to("/registry/heartbeat"))
+    started = time.monotonic()
+    podman("stop", "-t", "10", name, timeout=30)
+    stopped_in = time.monotonic() - started
+    state = json.loads(podman("inspect", name).stdout)[0]["State"]
+    assert state["ExitCode"] == 0
+    assert stopped_in < 10
+    assert len(host.emulator.calls_to("/registry/heartbeat")) > before  # a last heartbeat
+
+
+def test_a_failed_boot_is_unhealthy_and_reported(host: Host) -> None:
+    host.volume()
+    name, _ = host.run(key=None)
+    wait_for(lambda: host.view().get("runtime_state") == "wedged", timeout=60)
+    assert podman("healthcheck", "run", name, check=False).returncode != 0
+    assert host.view()["last_sample_error_detail"]["kind"] == "config_error"
+
+
+def test_orphans_of_the_agents_tools_are_reaped(host: Host) -> None:
+    host.volume()
+    name, _ = host.run()
+    wait_for(lambda: online(host), timeout=60)
+    # an orphan: its parent exits at once, it is re-parented to PID 1, then it exits
+    podman("exec", "--user", "agent", name, "sh", "-c", "sh -c 'sleep 0.5 &'")
+    time.sleep(2)
+    states = podman(
+        "exec", name, "sh", "-c", "cat /proc/[0-9]*/status 2>/dev/null | grep '^State:'"
+    ).stdout
+    assert "zombie" not in states, states
+
+
+def test_read_only_root_with_a_tmpfs_for_tmp(host: Host) -> None:
+    host.volume()
+    name, port = host.run("--read-only", "--tmpfs", "/tmp")  # noqa: S108 - inside the container
+    wait_for(lambda: online(host), timeout=60)
+    health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    assert health.status_code == 200
+    assert podman("exec", name, "touch", "/opt/x", check=False).returncode != 0
+
+
+def test_restart_with_a_rotated_token_and_a_stale_projection_is_online_right(
+    host: Host,
+) -> None:
+    configs = host.volume()
+    name, _ = host.run()
+    wait_for(lambda: online(host), timeout=60)
+    podman("stop", "-t", "10", name, timeout=30)
+    # the provisioner rotates the token and restarts the container with an environment
+    # still carrying another provider's projection (the seed-000 incident)
+    host.emulator.provision(WS, token_path=configs / ".auth_token")
+    (configs / ".auth_token").chmod(0o644)
+    name, _ = host.run(
+        ANTHROPIC_BASE_URL="https://api.moonshot.ai/anthropic",
+        ANTHROPIC_AUTH_TOKEN="stale-moonshot-token",
+        ANTHROPIC_MODEL="kimi-k2.6",
+    )
+    token = (configs / ".auth_token").read_text().strip()
+    wait_for(
+        lambda: (
+            online(host)
+            and host.emulator.calls_to("/registry/heartbeat")[-1].authorization
+            == f"Bearer {fingerprint(token)}"
+        ),
+        timeout=60,
+    )
+    plan = json.loads(podman("exec", name, "runtime-adapter", "env", "--format", "json").stdout)
+    assert (plan["provider"], plan["model"]) == ("minimax", "MiniMax-M2.7")
+    assert plan["set"]["ANTHROPIC_AUTH_TOKEN"] == fingerprint(KEY)
+    assert plan["set"]["ANTHROPIC_MODEL"] == "MiniMax-M2.7"
+
+
+def test_one_a2a_message_reaches_the_fake_llm_with_the_minimax_key(host: Host) -> None:
+    host.volume()
+    _, port = host.run()
+    wait_for(lambda: online(host), timeout=60)
+    answer = httpx.post(
+        f"http://127.0.0.1:{port}/",
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "message/send",
+            "params": {
+                "message": {
+                    "role": "user",
+                    "parts": [{"kind": "text", "text": "say hi"}],
+                    "messageId": "m-1",
+                }
+            },
+        },
+        timeout=120,
+    ).json()["result"]
+    assert answer["status"]["state"] == "completed"
+    assert answer["artifacts"][0]["parts"][0]["text"] == "pong from the fake LLM"
+    turns = [r for r in host.llm.requests if r.stream]
+    assert turns
+    assert {(r.model, r.authorization) for r in turns} == {
+        ("MiniMax-M2.7", f"Bearer {fingerprint(KEY)}")
+    }
