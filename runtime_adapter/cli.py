@@ -21,7 +21,7 @@ import anyio
 
 from ._version import __version__
 from .envplan import EnvPlan, apply_plan
-from .errors import ConfigError, EnvGuardError, fingerprint
+from .errors import ConfigError, EnvGuardError, SettingsError, fingerprint
 from .reconcile import reconcile
 from .settings import Settings, load_settings
 from .volume import wait_for_config
@@ -263,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .lifecycle import Runtime
     from .logs import setup_logging
 
-    problem: ConfigError | None = None
+    problems: list[ConfigError] = []
     while True:
         try:
             settings = load_settings()
@@ -274,13 +274,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 return EX_CONFIG
             # still report: a process that exits on a bad variable is a crash loop.
             # Boot without the bad variable (its default), and report it on every boot.
-            problem = problem or error
+            problems.append(error)
             if error.variable is None or os.environ.pop(error.variable, None) is None:
                 settings = Settings.model_construct(
                     workspace_id=environ["WORKSPACE_ID"].strip(),
                     platform_url=environ["PLATFORM_URL"].strip().rstrip("/"),
                 )
                 break
+    problem = problems[0] if problems else None
+    if len(problems) > 1:
+        # every bad setting at once: an operator fixing one at a time would need a
+        # restart per variable
+        problem = SettingsError(
+            f"{len(problems)} settings are not valid: " + "; ".join(p.message for p in problems),
+            hint="; ".join(p.hint for p in problems if p.hint),
+            variable=problems[0].variable,
+        )
     setup_logging(settings.log_format, settings.log_level)
     runtime = Runtime(settings, environ, settings_error=problem)
     anyio.run(runtime.run)

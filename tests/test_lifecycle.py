@@ -244,6 +244,21 @@ def test_a_bad_setting_is_reported_instead_of_exiting(
     assert process.alive()
 
 
+def test_every_bad_setting_is_reported_at_once(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str]
+) -> None:
+    process = start(HEARTBEAT_INTERVAL_SECONDS="often", CONFIG_GRACE_SECONDS="forever")
+    state = wait_for(
+        lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
+    )
+    message = state["last_sample_error_detail"]["message"]
+    assert "2 settings are not valid" in message
+    assert "HEARTBEAT_INTERVAL_SECONDS" in message
+    assert "CONFIG_GRACE_SECONDS" in message
+    assert "often" not in message  # the rule, never the value
+    assert process.alive()
+
+
 def test_bad_platform_url_exits_78() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "runtime_adapter", "run"],
