@@ -140,6 +140,14 @@ def _write_table(plan: EnvPlan, out: TextIO) -> None:
         out.write("\n")
 
 
+# strip newlines, surrounding whitespace and one pair of matching quotes (§5 rule 6)
+_CLEAN = (
+    "tr -d '\\r\\n' | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "
+    "-e \"s/^'\\\\(.*\\\\)'$/\\\\1/\" -e 's/^\"\\(.*\\)\"$/\\1/' "
+    "-e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//'"
+)
+
+
 def _write_shell(plan: EnvPlan, out: TextIO) -> None:
     out.write(
         f"# runtime-adapter env: provider {plan.provider or '-'}, model {plan.model or '-'}\n"
@@ -149,11 +157,15 @@ def _write_shell(plan: EnvPlan, out: TextIO) -> None:
             out.write(f"unset {item.name}\n")
         elif not item.secret:
             out.write(f"export {item.name}={shlex.quote(item.value)}\n")
-        elif item.reference is not None:
-            out.write(f'export {item.name}="${{{item.reference}}}"  # {item.display}\n')
-        elif item.reference_file is not None:
-            quoted = shlex.quote(item.reference_file)
-            out.write(f'export {item.name}="$(cat {quoted})"  # {item.display}\n')
+        elif item.reference is not None or item.reference_file is not None:
+            if item.reference is not None:
+                source = f'printf %s "${{{item.reference}}}"'
+            else:
+                source = f"cat {shlex.quote(item.reference_file or '')}"
+            if item.cleaned or item.reference_file is not None:
+                # the same cleaning as the plan's, in the shell: the value is never printed
+                source += f" | {_CLEAN}"
+            out.write(f'export {item.name}="$({source})"  # {item.display}\n')
         else:
             out.write(
                 f"# {item.name}: secret from {item.source} ({fingerprint(item.value)}) needs "

@@ -1,6 +1,6 @@
 """``runtime-adapter doctor``: what an operator runs on a degraded workspace.
 
-Checks in order (settings, config volume, provider env, Claude Code
+Checks in order (settings, config volume, adapter, provider env, Claude Code
 settings files, advertised URL, platform reachability, LLM credential
 probe), one row each with a verdict and, when something is wrong, the
 remedy. A check whose prerequisite failed is skipped, not failed again.
@@ -95,6 +95,11 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
         except ConfigError as error:
             checks.append(Check("config volume", "fail", str(error), error.hint or ""))
 
+    if settings is None:
+        checks.append(Check("adapter", "skip", "settings are not usable"))
+    else:
+        checks.append(await _adapter(settings, config))
+
     if settings is None or config is None:
         checks.append(Check("provider env", "skip", "needs settings and config.yaml"))
     else:
@@ -150,6 +155,29 @@ def _redacted(checks: list[Check], plan: EnvPlan | None, settings: Settings | No
     if settings is not None:
         redact.add(read_token(settings.config_path))
     return [replace(c, detail=redact(c.detail), remedy=redact(c.remedy)) for c in checks]
+
+
+async def _adapter(settings: Settings, config: WorkspaceConfig | None) -> Check:
+    """Which adapter class ``run`` would start, found and imported (in a worker thread)."""
+    where = (
+        f"ADAPTER_MODULE={settings.adapter_module}"
+        if settings.adapter_module
+        else f"entry point {config.runtime!r}"
+        if config is not None and config.runtime
+        else "nothing configured"
+    )
+    try:
+        adapter = await anyio.to_thread.run_sync(discover_adapter, settings, config)
+    except ConfigError as error:
+        return Check("adapter", "fail", f"{where}: {error.message}", error.hint or "")
+    except Exception as error:  # the template's own import failed
+        return Check(
+            "adapter",
+            "fail",
+            f"{where}: importing it raised {type(error).__name__}: {error}",
+            "fix the template's import (run python -c 'import MODULE' to see the traceback)",
+        )
+    return Check("adapter", "pass", f"{adapter.__module__}:{adapter.__qualname__} ({where})")
 
 
 def _claude_settings(

@@ -109,6 +109,9 @@ class Assignment:
     secret: bool = False
     reference: str | None = field(default=None, compare=False)
     reference_file: str | None = field(default=None, compare=False)
+    # True when the input needed cleaning (whitespace, newline, quotes): the shell
+    # format then cleans it in the shell too
+    cleaned: bool = field(default=False, compare=False)
 
     @property
     def display(self) -> str | None:
@@ -516,8 +519,9 @@ def _credential(
                 value,
                 source,
                 secret=True,
-                reference=name if exact and file is None else None,
-                reference_file=file if exact else None,
+                reference=name if file is None else None,
+                reference_file=file,
+                cleaned=not exact,
             )
             return assignment, Credential(name, source, fingerprint(value), arm.auth)
     raise _missing_key(arms, arm, model, why, model_source, inputs)

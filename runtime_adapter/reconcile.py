@@ -9,12 +9,14 @@ template's ``providers.yaml`` without importing the template, and calls
 from __future__ import annotations
 
 import importlib.machinery
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from .envplan import EnvPlan, plan_env
+from .errors import ConfigError
 from .providers import Arm, load_arms
 from .settings import SecretsDir, Settings, read_secrets_dir
 from .volume import PROVIDERS_FILE, TOKEN_FILE, WorkspaceConfig, load_config, read_token
@@ -74,6 +76,20 @@ def reconcile(
         config = load_config(config_dir)
     secrets = read_secrets_dir(settings.runtime_secrets_dir)
     template = template_dir(settings, config)
+    if settings.adapter_module and template is None:
+        # before any plan: a mistyped module would otherwise surface as a provider error
+        # about a model only the template's providers.yaml serves
+        module = settings.adapter_module.partition(":")[0]
+        searched = [entry or "." for entry in sys.path if entry][:5]
+        raise ConfigError(
+            f"ADAPTER_MODULE names module {module}, which is not on the search path",
+            hint="check the spelling; install the template's package (pip install -e "
+            "path/to/template) or add its parent directory to PYTHONPATH (searched: "
+            + ", ".join(searched)
+            + (", ..." if len(sys.path) > 5 else "")
+            + ")",
+            variable="ADAPTER_MODULE",
+        )
     files = [template / PROVIDERS_FILE] if template is not None else []
     files.append(config_dir / PROVIDERS_FILE)
     arms = load_arms(files)

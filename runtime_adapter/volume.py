@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.yaml"
+# a config.yaml that does not parse and has not changed for this long is finished
+SETTLED_SECONDS = 1.0
 TOKEN_FILE = ".auth_token"  # noqa: S105 - a file name, not a password
 PROVIDERS_FILE = "providers.yaml"
 _TOKEN_LIMIT = 16 * 1024
@@ -187,18 +189,36 @@ def load_config(config_dir: Path) -> WorkspaceConfig:
 async def wait_for_config(config_dir: Path, grace: float, *, poll: float = 0.25) -> WorkspaceConfig:
     """``load_config``, retried for ``grace`` seconds while the volume is still filling.
 
-    A file that is missing or does not parse yet may be mid-copy; only after
-    the grace period is the last error raised.
+    A missing file may not have been copied yet, and one that does not parse
+    may be mid-copy: both are waited for. A file that does not parse and has
+    not changed for ``SETTLED_SECONDS`` is finished and simply wrong: reported
+    then, not after the grace period (an operator's typo is not 15 s of silence).
     """
     deadline = anyio.current_time() + grace
+    file = config_dir / CONFIG_FILE
+    seen: tuple[int, int] | None = None
+    since = anyio.current_time()
     while True:
         try:
             return await anyio.to_thread.run_sync(load_config, config_dir)
         except VolumeError:
+            now = await anyio.to_thread.run_sync(_stat, file)
+            if now != seen:
+                seen, since = now, anyio.current_time()
+            elif now is not None and anyio.current_time() - since >= SETTLED_SECONDS:
+                raise  # complete (unchanged for a while) and still wrong
             remaining = deadline - anyio.current_time()
             if remaining <= 0 or math.isclose(remaining, 0):
                 raise
             await anyio.sleep(min(poll, remaining))
+
+
+def _stat(file: Path) -> tuple[int, int] | None:
+    try:
+        stat = file.stat()
+    except OSError:
+        return None
+    return (stat.st_size, stat.st_mtime_ns)
 
 
 def read_token(config_dir: Path) -> str | None:

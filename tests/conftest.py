@@ -11,7 +11,8 @@ from pydantic import AliasChoices
 
 from runtime_adapter import MANAGED_VARIABLES, Settings, builtin_arms
 
-pytest_plugins = ["anyio", "runtime_adapter.testing.fixtures"]
+# runtime_adapter.testing.fixtures arrives through its pytest11 entry point
+pytest_plugins = ["anyio"]
 
 
 def _variables_the_package_reads() -> set[str]:

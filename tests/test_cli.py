@@ -368,3 +368,22 @@ def test_a_hostile_yaml_is_a_config_error_not_a_traceback(
     assert "config.yaml" in done.stderr
     assert "Traceback" not in done.stderr
     assert len(done.stderr.splitlines()) < 5
+
+
+def test_a_key_that_needs_cleaning_is_exported_cleaned_by_the_shell_format(
+    minimax_env: dict[str, str],
+) -> None:
+    messy = f"  '{MINIMAX_KEY}'\n"
+    done = run_cli("env", "--format", "shell", env={**minimax_env, "MINIMAX_API_KEY": messy})
+    assert done.returncode == 0
+    assert MINIMAX_KEY not in done.stdout
+    script = done.stdout + 'printf %s "$ANTHROPIC_AUTH_TOKEN" | sha256sum\n'
+    shell = subprocess.run(
+        ["sh", "-c", script],
+        env={**clean_env(), "MINIMAX_API_KEY": messy},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    digest = shell.stdout.split()[0]
+    assert f"sha256:{digest[:8]}" == fingerprint(MINIMAX_KEY)

@@ -20,6 +20,7 @@ KEY = "mm-doctor-secret-77e1"
 NAMES = [
     "settings",
     "config volume",
+    "adapter",
     "provider env",
     "Claude Code settings",
     "advertised URL",
@@ -65,9 +66,9 @@ def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, st
     done = doctor(base_env(volume("model: MiniMax-M2\n"), services), "--json")
     report = json.loads(done.stdout)
     assert [c["name"] for c in report["checks"]] == NAMES
-    assert [c["verdict"] for c in report["checks"]] == ["pass"] * 7, report
+    assert [c["verdict"] for c in report["checks"]] == ["pass"] * 8, report
     assert (done.returncode, report["ok"]) == (0, True)
-    assert fingerprint(KEY) in report["checks"][2]["detail"]
+    assert fingerprint(KEY) in report["checks"][3]["detail"]
 
 
 def test_a_refused_key_fails_the_probe_with_a_remedy(
@@ -89,6 +90,7 @@ def test_a_broken_volume_fails_and_skips_what_depends_on_it(
     assert verdicts == {
         "settings": "pass",
         "config volume": "fail",
+        "adapter": "pass",
         "provider env": "skip",
         "Claude Code settings": "pass",
         "advertised URL": "pass",
@@ -143,3 +145,16 @@ def test_settings_files_that_would_override_the_host_are_listed_without_values(
     assert "evil.example" not in done.stdout
     assert "claude-opus-9" not in done.stdout
     assert done.returncode == 0  # a warning: the host flag holds
+
+
+def test_a_mistyped_adapter_module_is_named_before_any_provider_error(
+    volume: WriteVolume, services: tuple[FakeLLM, str, str]
+) -> None:
+    env = {**base_env(volume("model: acme-1\n"), services), "ADAPTER_MODULE": "acme_adaptr"}
+    done = doctor(env, "--json")
+    rows = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert rows["adapter"]["verdict"] == "fail"
+    assert "acme_adaptr" in rows["adapter"]["detail"]
+    assert rows["provider env"]["verdict"] == "fail"
+    assert "ADAPTER_MODULE names module acme_adaptr" in rows["provider env"]["detail"]
+    assert "no provider arm serves" not in done.stdout

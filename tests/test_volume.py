@@ -5,6 +5,7 @@ Every error names the file and, where there is one, the line and column.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -168,3 +169,15 @@ def test_token_file_with_two_tokens_is_refused_without_showing_them(tmp_path: Pa
     with pytest.raises(VolumeError) as caught:
         read_token(tmp_path)
     assert "tok-" not in str(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_malformed_config_is_reported_at_once_not_after_the_grace(
+    volume: WriteVolume,
+) -> None:
+    root = volume("model: [\n")
+    started = time.monotonic()
+    with pytest.raises(VolumeError) as caught:
+        await wait_for_config(root, grace=15)
+    assert time.monotonic() - started < 2  # a finished file is not mid-copy
+    assert caught.value.line is not None

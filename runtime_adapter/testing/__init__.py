@@ -2,11 +2,14 @@
 
 ``PlatformEmulator`` behaves like the Molecule workspace server's registry;
 ``FakeLLM`` like an Anthropic-compatible endpoint. Fixtures for both ways of
-driving the emulator are in ``runtime_adapter.testing.fixtures``.
+driving the emulator are in ``runtime_adapter.testing.fixtures``, a pytest
+plugin loaded by itself once the package is installed; ``mock_platform`` puts
+the emulator behind a respx router.
 """
 
 from __future__ import annotations
 
+from ._respx import mock_platform
 from ._serve import free_port, serve_in_thread, wait_until
 from .conformance import check_adapter
 from .echo import EchoAdapter
@@ -25,6 +28,7 @@ __all__ = [
     "WorkspaceRecord",
     "check_adapter",
     "free_port",
+    "mock_platform",
     "serve_in_thread",
     "wait_until",
 ]

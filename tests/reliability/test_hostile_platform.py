@@ -12,6 +12,7 @@ import json
 import signal
 import socket
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from ..harness import WS, wait_for
 from .conftest import World
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).parents[2]
 
 
 def registers(world: World) -> list[int]:
@@ -78,7 +80,9 @@ def test_a_dripping_platform_cannot_hold_a_beat_past_the_total_deadline(world: W
 def test_a_failing_skills_callback_gives_a_minimal_card_not_a_dead_process(
     world: World,
 ) -> None:
-    process = world.launch(ADAPTER_MODULE="tests.reliability.broken_adapters:BadSkills")
+    process = world.launch(
+        ADAPTER_MODULE="tests.reliability.broken_adapters:BadSkills", PYTHONPATH=str(ROOT)
+    )
     wait_for(lambda: 200 in registers(world) and beats(world).count(200) >= 2, timeout=30)
     assert process.alive()
     card = world.view()["agent_card"]
@@ -100,7 +104,9 @@ def test_a_refused_register_stays_reported_through_heartbeat_failures(world: Wor
 
 
 def test_shutdown_stops_work_first_and_never_outlives_its_budget(world: World) -> None:
-    process = world.launch(ADAPTER_MODULE="tests.reliability.broken_adapters:SlowStop")
+    process = world.launch(
+        ADAPTER_MODULE="tests.reliability.broken_adapters:SlowStop", PYTHONPATH=str(ROOT)
+    )
     wait_for(lambda: 200 in beats(world))
     before = len(beats(world))
     process.popen.send_signal(signal.SIGTERM)
