@@ -29,6 +29,7 @@ from .volume import wait_for_config
 __all__ = ["EX_CONFIG", "main"]
 
 EX_CONFIG = 78
+EX_USAGE = 64
 EX_SOFTWARE = 70
 
 
@@ -86,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         help="ADAPTER_MODULE for the run (default: the installed adapter for the config's "
         "runtime:, else the echo adapter)",
     )
+    dev.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pass a variable to the runtime (the sandbox passes nothing else from this shell)",
+    )
+    dev.add_argument("--keep-logs", action="store_true", help="keep the runtime's log on exit")
 
     platform = commands.add_parser(
         "platform",
@@ -330,11 +339,20 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 def _cmd_dev(args: argparse.Namespace) -> int:
     from .dev import run_dev
 
+    extra: dict[str, str] = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            _fail("--env expects NAME=VALUE (one variable per --env)")
+            return EX_USAGE
+        extra[name] = value
     return run_dev(
         volume=args.volume,
         adapter=args.adapter,
         duration=args.duration,
         refuse_key=args.refuse_key,
+        extra_env=extra,
+        keep_logs=args.keep_logs,
     )
 
 

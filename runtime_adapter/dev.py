@@ -17,9 +17,13 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
+
+import httpx
 
 from .adapter import ENTRY_POINT_GROUP
 from .errors import ConfigError
@@ -67,17 +71,107 @@ def _installed(runtime: str) -> bool:
     return any(True for _ in entry_points(group=ENTRY_POINT_GROUP, name=runtime))
 
 
-def _status_line(view: dict[str, object] | None, started: float) -> str:
-    elapsed = time.monotonic() - started
+# what the sandbox takes from the shell: enough to run Python, nothing that changes
+# what the demo does (a MODEL_PROVIDER or a real key left in the shell must not)
+_PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """What the display shows; a change of any of it is news."""
+
+    status: str
+    runtime_state: str
+    provider: str
+    model: str
+    active: int
+    error: str
+    hint: str
+
+    def line(self, beat_age: float | None) -> str:
+        beat = f"beat {beat_age:.0f} s ago" if beat_age is not None else "no beat yet"
+        text = (
+            f"status {self.status}  runtime_state {self.runtime_state or '-'}  "
+            f"{self.provider}/{self.model}  active tasks {self.active}  {beat}"
+        )
+        if self.error:
+            text += f"\n  sample_error {self.error}"
+            if self.hint:
+                text += f"\n  hint {self.hint}"
+        return text
+
+
+def _shown(view: dict[str, Any] | None, health: dict[str, Any] | None) -> _Shown | None:
     if view is None:
-        return f"[{elapsed:5.1f}s] workspace not registered yet"
-    error = view.get("last_sample_error") or "-"
-    beat = view["last_heartbeat_at"] or "-"
-    return (
-        f"[{elapsed:5.1f}s] status {view['status']}  url {view['url']}  "
-        f"runtime_state {view['runtime_state'] or '-'}  last beat {beat}"
-        f"\n         sample_error {error}"
+        return None
+    detail = view.get("last_sample_error_detail") or {}
+    return _Shown(
+        status=str(view.get("status")),
+        runtime_state=str(view.get("runtime_state") or ""),
+        provider=str((health or {}).get("provider") or "-"),
+        model=str((health or {}).get("model") or "-"),
+        active=int(view.get("active_tasks") or 0),
+        error=str(view.get("last_sample_error") or ""),
+        hint=str(detail.get("hint") or ""),
     )
+
+
+def _beat_age(view: dict[str, Any] | None) -> float | None:
+    stamp = (view or {}).get("last_heartbeat_at")
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (datetime.now(UTC) - moment).total_seconds())
+
+
+def _get_json(url: str) -> dict[str, Any] | None:
+    try:
+        answer = httpx.get(url, timeout=2)
+        data = answer.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sample_message(url: str) -> str:
+    """One A2A message (0.3 message/send, as the platform's proxy sends it); the reply."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "message/send",
+        "params": {
+            "message": {
+                "role": "user",
+                "parts": [{"kind": "text", "text": "Hello from runtime-adapter dev"}],
+                "messageId": f"dev-{secrets.token_hex(4)}",
+            }
+        },
+    }
+    try:
+        answer = httpx.post(url + "/", json=body, timeout=120)
+    except httpx.HTTPError as error:
+        return f"no answer ({type(error).__name__})"
+    if answer.status_code == 404:
+        return "this adapter serves no A2A route"
+    try:
+        result = answer.json().get("result") or {}
+    except ValueError:
+        return f"HTTP {answer.status_code}"
+    texts = [
+        part.get("text", "")
+        for artifact in result.get("artifacts") or []
+        for part in artifact.get("parts") or []
+    ]
+    state = (result.get("status") or {}).get("state", "?")
+    if not texts:
+        texts = [
+            part.get("text", "")
+            for part in ((result.get("status") or {}).get("message") or {}).get("parts") or []
+        ]
+    return f"{state}: {' '.join(texts)[:300]}"
 
 
 def run_dev(
@@ -86,16 +180,21 @@ def run_dev(
     adapter: str,
     duration: float | None,
     refuse_key: bool,
+    extra_env: dict[str, str] | None = None,
+    keep_logs: bool = False,
     out: TextIO = sys.stdout,
 ) -> int:
     """Run the sandbox until ``duration`` seconds pass or Ctrl-C; 0 on a clean stop."""
     workspace_id = f"dev-{secrets.token_hex(6)}"
     emulator = PlatformEmulator(deploy_mode="local")
     llm = FakeLLM(refuse_key=refuse_key)
+    tty = out.isatty()
     with ExitStack() as stack:
         platform_url = stack.enter_context(serve_in_thread(emulator.app))
         llm_url = stack.enter_context(serve_in_thread(llm.app))
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ra-dev-")))
+        workdir = Path(tempfile.mkdtemp(prefix="ra-dev-"))
+        if not keep_logs:
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         configs = workdir / "configs"
         source = volume or example_volume()
         if source is not None:
@@ -107,32 +206,47 @@ def run_dev(
         runtime = _runtime_of(configs)
         if adapter == "auto":
             adapter = "" if runtime and _installed(runtime) else "runtime_adapter.testing.echo"
-        env = {
-            **os.environ,
-            "HOME": str(workdir / "home"),
-            "WORKSPACE_ID": workspace_id,
-            "PLATFORM_URL": platform_url,
-            "WORKSPACE_CONFIG_PATH": str(configs),
-            "PORT": str(port),
-            "MINIMAX_API_KEY": DEV_KEY,
-            "MINIMAX_BASE_URL": llm_url,
-            "LLM_PROXY_URL": llm_url,
-            "HEARTBEAT_INTERVAL_SECONDS": "5",
-            "LOG_FORMAT": "json",
-        }
+        # sealed: only what Python needs from this shell, the sandbox's own settings,
+        # and what the user passed explicitly with --env
+        env = {name: os.environ[name] for name in _PASSED if name in os.environ}
+        if volume is not None:
+            # a template directory holds its package: importable without installing it
+            paths = [str(volume.resolve()), env.get("PYTHONPATH", "")]
+            env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+        env.update(
+            {
+                "HOME": str(workdir / "home"),
+                "WORKSPACE_ID": workspace_id,
+                "PLATFORM_URL": platform_url,
+                "WORKSPACE_CONFIG_PATH": str(configs),
+                "WORKSPACE_DIR": str(workdir / "workspace"),
+                "PORT": str(port),
+                "MINIMAX_API_KEY": DEV_KEY,
+                "MINIMAX_BASE_URL": llm_url,
+                "LLM_PROXY_URL": llm_url,
+                "HEARTBEAT_INTERVAL_SECONDS": "5",
+                "LOG_FORMAT": "json",
+                **(extra_env or {}),
+            }
+        )
         if adapter:
             env["ADAPTER_MODULE"] = adapter
         (workdir / "home").mkdir()
+        (workdir / "workspace").mkdir()
         log_path = workdir / "runtime.log"
+        passed = f"; passed: {', '.join(sorted(extra_env))}" if extra_env else ""
+        kept = "kept" if keep_logs else "removed on exit; --keep-logs keeps them"
         out.write(
             f"platform emulator {platform_url}  fake LLM {llm_url}"
             f"{' (refusing the key)' if refuse_key else ''}\n"
             f"volume {configs} (from {source or 'the built-in example'})\n"
             f"workspace {workspace_id} on http://127.0.0.1:{port}  adapter "
             f"{adapter or f'entry point {runtime!r}'}\n"
-            f"logs {log_path} (removed on exit)\n"
+            f"environment sealed{passed}\n"
+            f"logs {log_path} ({kept})\n"
         )
         out.flush()
+        agent_url = f"http://127.0.0.1:{port}"
         with log_path.open("w") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "runtime_adapter", "run"],
@@ -141,17 +255,37 @@ def run_dev(
                 stderr=subprocess.STDOUT,
             )
             started = time.monotonic()
-            last = ""
+            last: _Shown | None = None
+            health: dict[str, Any] | None = None
+            said_hello = False
             try:
                 while child.poll() is None:
                     if duration is not None and time.monotonic() - started >= duration:
                         break
-                    line = _status_line(emulator.view(workspace_id), started)
-                    state = line.split("]", 1)[1]
-                    if state != last:
-                        out.write(line + "\n")
+                    view = emulator.view(workspace_id)
+                    health = (_get_json(agent_url + "/health") if view else None) or health
+                    shown = _shown(view, health)
+                    elapsed = time.monotonic() - started
+                    if shown is None:
+                        pass
+                    elif tty:
+                        # one status that redraws in place (plain ANSI: one line needs
+                        # no terminal library); a multi-line error prints once
+                        if shown != last and last is not None and last.error != shown.error:
+                            out.write("\n")
+                        first, *rest = shown.line(_beat_age(view)).split("\n")
+                        out.write(f"\r\x1b[2K[{elapsed:5.1f}s] {first}")
+                        if rest and shown != last:
+                            out.write("\n" + "\n".join(rest) + "\n")
+                    elif shown != last:
+                        out.write(f"[{elapsed:5.1f}s] {shown.line(_beat_age(view))}\n")
+                    if shown is not None and shown.status == "online" and not said_hello:
+                        said_hello = True
+                        out.write(("\n" if tty else "") + "sample A2A message -> ")
                         out.flush()
-                        last = state
+                        out.write(_sample_message(agent_url) + "\n")
+                    out.flush()
+                    last = shown if shown is not None else last
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 pass
@@ -163,7 +297,11 @@ def run_dev(
                 except subprocess.TimeoutExpired:
                     child.kill()
                     code = child.wait()
-        out.write(_status_line(emulator.view(workspace_id), started) + "\n")
+        final = _shown(emulator.view(workspace_id), health)
+        if tty:
+            out.write("\n")
+        if final is not None:
+            out.write(f"final: {final.line(_beat_age(emulator.view(workspace_id)))}\n")
         out.write(f"runtime exited with {code}\n")
         if code != 0:
             out.write(log_path.read_text()[-3000:])

@@ -13,10 +13,10 @@ from .conftest import clean_env
 pytestmark = pytest.mark.slow
 
 
-def dev(*args: str) -> subprocess.CompletedProcess[str]:
+def dev(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runtime_adapter", "dev", *args],
-        env=clean_env(),
+        env={**clean_env(), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -28,10 +28,32 @@ def test_dev_shows_the_workspace_online() -> None:
     done = dev("--duration", "10")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "status online" in done.stdout
-    last = done.stdout.splitlines()[-3]
-    assert "status online" in last
-    assert "runtime_state -" in last
+    final = next(line for line in done.stdout.splitlines() if line.startswith("final: "))
+    assert "status online  runtime_state -  minimax/MiniMax-M2.7" in final
+    # one sample A2A message through the claude-code template and the fake LLM
+    assert "sample A2A message -> completed: Hello from the fake LLM." in done.stdout
+    # only real changes are printed, not one block per heartbeat
+    assert done.stdout.count("status online") <= 3
     assert done.stdout.splitlines()[-1] == "runtime exited with 0"
+
+
+def test_dev_is_sealed_from_the_shell() -> None:
+    done = dev(
+        "--duration",
+        "8",
+        MODEL_PROVIDER="zai",
+        MINIMAX_API_KEY="sk-a-real-looking-key-0123456789",
+        ANTHROPIC_BASE_URL="https://api.anthropic.com",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "status online  runtime_state -  minimax/MiniMax-M2.7" in done.stdout
+    assert "sk-a-real-looking-key" not in done.stdout + done.stderr
+
+
+def test_dev_passes_what_it_is_told_to() -> None:
+    done = dev("--duration", "6", "--env", "MODEL_PROVIDER=nonesuch")
+    assert "passed: MODEL_PROVIDER" in done.stdout
+    assert "config_error" in done.stdout  # the unknown provider reached the runtime
 
 
 def test_dev_refuse_key_shows_auth_failed() -> None:
@@ -39,6 +61,7 @@ def test_dev_refuse_key_shows_auth_failed() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "status degraded" in done.stdout
     assert "runtime_state wedged" in done.stdout
+    assert "hint the minimax credential was rejected; check MINIMAX_API_KEY" in done.stdout
     assert "sample_error auth_failed: 401 from 127.0.0.1 (minimax, bearer MINIMAX_API_KEY" in (
         done.stdout
     )
