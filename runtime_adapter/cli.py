@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--keep-logs", action="store_true", help="keep the runtime's log on exit")
 
+    new = commands.add_parser(
+        "new",
+        help="scaffold a template package (adapter, providers.yaml, config.yaml, tests)",
+        description="Write a template package into PATH (a new or empty directory): it passes "
+        "its own tests and runs under `runtime-adapter dev --volume PATH` as generated.",
+    )
+    new.add_argument("path", type=Path, help="the directory; its name is the runtime's name")
+
     platform = commands.add_parser(
         "platform",
         help="serve the platform emulator alone (for testing an adapter from another shell)",
@@ -356,6 +364,24 @@ def _cmd_dev(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_new(args: argparse.Namespace) -> int:
+    from .scaffold import new_template
+
+    try:
+        written = new_template(args.path)
+    except ConfigError as error:
+        _fail(str(error))
+        return EX_CONFIG
+    for file in written:
+        sys.stdout.write(f"wrote {file}\n")
+    package = args.path.name.lower().replace("-", "_")
+    sys.stdout.write(
+        f"next: runtime-adapter dev --volume {args.path} --adapter {package}\n"
+        f"      (cd {args.path} && PYTHONPATH=. python -m pytest)\n"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``runtime-adapter`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -364,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "exec": _cmd_exec,
         "doctor": _cmd_doctor,
         "dev": _cmd_dev,
+        "new": _cmd_new,
         "platform": _cmd_platform,
         "run": _cmd_run,
     }
