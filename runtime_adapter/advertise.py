@@ -60,8 +60,10 @@ class Candidate:
     never: bool = False  # structurally unusable (bind address, container id): never advertised
 
     def line(self) -> str:
+        if self.url is None:
+            return f"{self.source}: skipped ({self.refusal})"  # nothing to refuse
         verdict = "accepted" if self.refusal is None else f"refused: {self.refusal}"
-        return f"{self.source}: {self.url or '-'} {verdict}"
+        return f"{self.source}: {self.url} {verdict}"
 
 
 @dataclass(frozen=True)

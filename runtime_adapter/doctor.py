@@ -93,7 +93,7 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
                 )
             )
         except ConfigError as error:
-            checks.append(Check("config volume", "fail", str(error), error.hint or ""))
+            checks.append(Check("config volume", "fail", error.located(), error.hint or ""))
 
     if settings is None:
         checks.append(Check("adapter", "skip", "settings are not usable"))
@@ -260,7 +260,12 @@ async def _probe(settings: Settings, config: WorkspaceConfig, plan: EnvPlan) -> 
         return Check("LLM credential probe", "pass", f"{plan.provider} accepted the credential")
     error = health.current()
     assert error is not None
-    return Check("LLM credential probe", "fail", error.summary(), error.hint or "")
+    remedy = error.hint or (
+        "check the provider's endpoint and the network path to it"
+        if error.kind in ("network_error", "timeout")
+        else "see the error; `runtime-adapter env` shows the projected variables"
+    )
+    return Check("LLM credential probe", "fail", error.summary(), remedy)
 
 
 def as_json(checks: list[Check]) -> dict[str, Any]:

@@ -202,6 +202,10 @@ def _variable_of(loc: tuple[int | str, ...]) -> str:
     return str(loc[0]) if loc else "environment"
 
 
+# without these, run cannot report anything: "unset it" is no remedy for them
+_REQUIRED_FOR_RUN = frozenset({"WORKSPACE_ID", "PLATFORM_URL"})
+
+
 def load_settings() -> Settings:
     """Read the settings from ``os.environ``; a bad value raises ``SettingsError``."""
     try:
@@ -213,7 +217,12 @@ def load_settings() -> Settings:
         message = str(error["msg"]).removeprefix("Value error, ")
         raise SettingsError(
             f"{variable} is not valid: {message}",
-            hint=f"set {variable} to {form}, or unset it" if form else None,
+            hint=(
+                f"set {variable} to {form}"
+                + ("" if variable in _REQUIRED_FOR_RUN else ", or unset it for the default")
+            )
+            if form
+            else None,
             variable=variable,
         ) from None
 

@@ -86,6 +86,18 @@ class TokenStore:
         cannot take it: read-only, full, or not writable by this user.
         """
         self._adopt(token)
+        directory = self.path.parent
+        if (directory / "pyproject.toml").exists() or (directory / ".git").exists():
+            # a source checkout used as the volume (run on a template directory): a
+            # platform token must not land in a tree that gets committed
+            self.persisted = False
+            log.info(
+                "%s looks like a source tree (pyproject.toml or .git): the platform token "
+                "(%s) is kept in memory, not written there",
+                directory,
+                self.fingerprint,
+            )
+            return False
         temporary: str | None = None
         try:
             handle, temporary = tempfile.mkstemp(prefix=".auth_token.", dir=self.path.parent)

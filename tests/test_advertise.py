@@ -44,11 +44,11 @@ def test_container_id_hostname_is_never_advertised_in_self_hosted_docker() -> No
     )
     assert chosen.explain().splitlines() == [
         "advertised URL http://172.18.0.5:8000 (platform URL rules: self-hosted)",
-        "  1. ADVERTISE_URL: - refused: not set",
-        "  2. ADVERTISE_HOST: - refused: not set",
-        "  3. POD_IP: - refused: not set",
-        "  4. network alias: - refused: ws-212851b5693d does not resolve to an address of this "
-        "container",
+        "  1. ADVERTISE_URL: skipped (not set)",
+        "  2. ADVERTISE_HOST: skipped (not set)",
+        "  3. POD_IP: skipped (not set)",
+        "  4. network alias: skipped (ws-212851b5693d does not resolve to an address of this "
+        "container)",
         "  5. route to the platform: http://172.18.0.5:8000 refused: 172.18.0.5 is a private "
         "address, refused in self-hosted mode",
         "  the platform is expected to refuse it: 172.18.0.5 is a private address, refused in "

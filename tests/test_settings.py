@@ -58,39 +58,41 @@ def test_empty_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None
             "eighty",
             "PORT is not valid: Input should be a valid integer, unable to parse string as an "
             "integer",
-            "set PORT to an integer from 1 to 65535, or unset it",
+            "set PORT to an integer from 1 to 65535, or unset it for the default",
         ),
         (
             "PORT",
             "70000",
             "PORT is not valid: Input should be less than or equal to 65535",
-            "set PORT to an integer from 1 to 65535, or unset it",
+            "set PORT to an integer from 1 to 65535, or unset it for the default",
         ),
         (
             "PLATFORM_URL",
             "platform:8080",
             "PLATFORM_URL is not valid: PLATFORM_URL must be an http:// or https:// URL with a "
             "host",
-            "set PLATFORM_URL to an http:// or https:// URL, the platform's base URL, or unset it",
+            # run exits 78 without it: unsetting is no remedy
+            "set PLATFORM_URL to an http:// or https:// URL, the platform's base URL",
         ),
         (
             "MOLECULE_DEPLOY_MODE",
             "cloud",
             "MOLECULE_DEPLOY_MODE is not valid: Input should be 'saas' or 'self-hosted'",
-            "set MOLECULE_DEPLOY_MODE to 'saas' or 'self-hosted', or unset it",
+            "set MOLECULE_DEPLOY_MODE to 'saas' or 'self-hosted', or unset it for the default",
         ),
         (
             "HEARTBEAT_INTERVAL_SECONDS",
             "0",
             "HEARTBEAT_INTERVAL_SECONDS is not valid: Input should be greater than or equal to 1",
-            "set HEARTBEAT_INTERVAL_SECONDS to a number of seconds from 1 to 3600, or unset it",
+            "set HEARTBEAT_INTERVAL_SECONDS to a number of seconds from 1 to 3600, "
+            "or unset it for the default",
         ),
         (
             "ADAPTER_MODULE",
             "my adapter.py",
             "ADAPTER_MODULE is not valid: ADAPTER_MODULE must look like 'pkg.module' or "
             "'pkg.module:Class'",
-            "set ADAPTER_MODULE to 'pkg.module' or 'pkg.module:Class', or unset it",
+            "set ADAPTER_MODULE to 'pkg.module' or 'pkg.module:Class', or unset it for the default",
         ),
     ],
 )

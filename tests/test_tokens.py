@@ -71,3 +71,11 @@ def test_unwritable_volume_keeps_the_token_in_memory_with_a_warning(
     assert [p.name for p in tmp_path.iterdir()] == [".auth_token"]
     assert "keeping it in memory" in caplog.text
     assert ROTATED not in caplog.text
+
+
+def test_an_issued_token_is_never_written_into_a_source_tree(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'template'\n")
+    store = TokenStore(tmp_path)
+    assert store.save("issued-token-0123456789") is False
+    assert store.token == "issued-token-0123456789"  # kept in memory, still used
+    assert not (tmp_path / ".auth_token").exists()
