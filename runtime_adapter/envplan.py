@@ -68,6 +68,22 @@ MODEL_LABELS = tuple(
     for slot in ("OPUS", "SONNET", "HAIKU", "FABLE")
     for label in ("NAME", "DESCRIPTION", "SUPPORTED_CAPABILITIES")
 )
+# what else the CLI treats as a credential or a provider switch (read from its list of
+# credential variables and its CLAUDE_CODE_USE_* switches): no plan produces them, so
+# a leftover one is removed (a stray CLAUDE_CODE_USE_BEDROCK=1 would send every turn
+# to another provider; ANTHROPIC_CUSTOM_HEADERS can carry a credential)
+PROVIDER_SWITCHES = (
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_USE_FOUNDRY",
+    "CLAUDE_CODE_USE_GATEWAY",
+    "CLAUDE_CODE_USE_MANTLE",
+    "CLAUDE_CODE_USE_ANTHROPIC_AWS",
+    "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
+)
 MANAGED_VARIABLES = (
     "ANTHROPIC_API_KEY",
     "ANTHROPIC_AUTH_TOKEN",
@@ -76,6 +92,7 @@ MANAGED_VARIABLES = (
     HOST_FLAG,
     *MODEL_SLOTS,
     *MODEL_LABELS,
+    *PROVIDER_SWITCHES,
 )
 _CREDENTIAL_VARIABLE = {
     "bearer": "ANTHROPIC_AUTH_TOKEN",

@@ -483,3 +483,16 @@ def test_an_explicit_provider_outside_its_family_is_still_a_contradiction() -> N
 def test_every_plan_hands_the_provider_to_the_host() -> None:
     for config, env in (({}, {}), ({"model": "MiniMax-M2"}, {"MINIMAX_API_KEY": MINIMAX_KEY})):
         assert plan(config, env).target()[HOST_FLAG] == "1"
+
+
+def test_a_leftover_provider_switch_or_custom_header_is_removed_with_a_warning() -> None:
+    env = {
+        "MINIMAX_API_KEY": MINIMAX_KEY,
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "ANTHROPIC_CUSTOM_HEADERS": f"x-api-key: {ANT_KEY}",
+    }
+    result = plan({"model": "MiniMax-M2"}, env)
+    assert result.target()["CLAUDE_CODE_USE_BEDROCK"] is None
+    assert result.changes()["ANTHROPIC_CUSTOM_HEADERS"] is Action.UNSET
+    assert any("CLAUDE_CODE_USE_BEDROCK was set but is removed" in w for w in result.warnings)
+    assert ANT_KEY not in " ".join(result.warnings)

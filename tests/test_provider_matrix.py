@@ -111,6 +111,9 @@ def test_the_real_cli_sends_only_to_the_arm_whatever_settings_json_says(
         "WORKSPACE_CONFIG_PATH": str(configs),
         base_variable: f"{right_url}/{arm}",
         "DISABLE_AUTOUPDATER": "1",
+        # leftovers that would switch the CLI to another provider or add a header
+        "CLAUDE_CODE_USE_BEDROCK": "1",
+        "ANTHROPIC_CUSTOM_HEADERS": "X-Leak: hostile",
     }
     if key_variable is None:
         (configs / ".auth_token").write_text(KEY + "\n")  # the platform arm's bearer
@@ -135,6 +138,7 @@ def test_the_real_cli_sends_only_to_the_arm_whatever_settings_json_says(
     spec = builtin_arms()[arm]
     allowed = {model, spec.small_model}
     assert {r.model for r in sent} <= allowed
+    assert all("x-leak" not in r.headers for r in sent)
     if arm == "anthropic":
         assert {(r.authorization, r.api_key) for r in sent} == {(None, fingerprint(KEY))}
     else:
