@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import httpx
 
+from runtime_adapter import fingerprint
 from runtime_adapter.health import Health
 from runtime_adapter.heartbeat import Heartbeat
 from runtime_adapter.platform import PlatformClient
@@ -45,6 +46,7 @@ from runtime_adapter.testing import (
 from runtime_adapter.tokens import TokenStore
 
 RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).parent.parent
 KEY = "bench-minimax-key-0001"
 
 
@@ -344,6 +346,156 @@ def bench_steady(seconds: float) -> list[Row]:
     ]
 
 
+def bench_restart(runs: int) -> list[Row]:
+    """The seed-000 path: restarted on a volume whose token was just rotated, with a stale
+    projection in the environment -> online at the platform with the right one."""
+    samples = []
+    with _services() as (emulator, url, llm, llm_url):
+        for index in range(runs):
+            workspace = f"bench-restart-{index}"
+            with tempfile.TemporaryDirectory(prefix="ra-bench-") as tmp:
+                token = emulator.provision(workspace, token_path=Path(tmp) / ".auth_token")
+                (Path(tmp) / "config.yaml").write_text("model: MiniMax-M2\n")
+                env = {
+                    **_clean_env(),
+                    "WORKSPACE_ID": workspace,
+                    "PLATFORM_URL": url,
+                    "WORKSPACE_CONFIG_PATH": tmp,
+                    "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+                    "PORT": str(free_port()),
+                    "LOG_LEVEL": "WARNING",
+                    "MINIMAX_API_KEY": KEY,
+                    "MINIMAX_BASE_URL": llm_url,
+                    # what the last boot of another provider left behind
+                    "ANTHROPIC_BASE_URL": "https://api.moonshot.ai/anthropic",
+                    "ANTHROPIC_AUTH_TOKEN": "stale-moonshot-token",
+                    "ANTHROPIC_MODEL": "kimi-k2.6",
+                }
+                started = time.time()
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "runtime_adapter", "run"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                try:
+                    bearer = f"Bearer {fingerprint(token)}"
+                    probes_before = len(llm.requests)
+
+                    def online(w: str = workspace, b: str = bearer, n: int = probes_before) -> bool:
+                        return (
+                            (emulator.view(w) or {}).get("status") == "online"
+                            and any(
+                                c.body.get("workspace_id") == w and c.authorization == b
+                                for c in emulator.calls_to("/registry/heartbeat")
+                            )
+                            and any(r.model == "MiniMax-M2.7-highspeed" for r in llm.requests[n:])
+                        )
+
+                    _wait(online)
+                    samples.append((time.time() - started) * 1000)
+                finally:
+                    process.send_signal(signal.SIGTERM)
+                    process.wait(timeout=15)
+    median = statistics.median(samples)
+    return [
+        Row(
+            "restart",
+            "exec -> online, rotated token, stale projection, probe done",
+            median,
+            "ms",
+            "<= 1500",
+            median <= 1500,
+            _summary(samples),
+        )
+    ]
+
+
+def bench_claude_code(seconds: float) -> list[Row]:
+    """The claude-code adapter loaded: idle RSS, heartbeat body size, and an A2A message's
+    wait before its first LLM request (cold: a new context; warm: a later one)."""
+    rows: list[Row] = []
+    with _services() as (emulator, url, llm, llm_url):
+        workspace = "bench-claude-code"
+        port = free_port()
+        config = (ROOT / "templates" / "claude-code" / "config.yaml").read_text()
+        with (
+            tempfile.TemporaryDirectory(prefix="ra-bench-cc-") as work,
+            _runtime(
+                workspace,
+                url,
+                llm_url + "/anthropic",
+                config,
+                ADAPTER_MODULE="claude_code_adapter:ClaudeCodeAdapter",
+                PORT=str(port),
+                HEARTBEAT_INTERVAL_SECONDS="1",
+                WORKSPACE_DIR=work,
+                HOME=work,
+            ) as process,
+        ):
+            _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2, timeout=60)
+            time.sleep(2)
+            rss, _ = _proc(process.pid)
+            body = emulator.calls_to("/registry/heartbeat")[-1].body
+            size = len(json.dumps(body).encode())
+            waits: dict[str, list[float]] = {"cold": [], "warm": []}
+            for turn in range(6):
+                context = f"bench-{turn // 2}"
+                kind = "cold" if turn % 2 == 0 else "warm"
+                before = len(llm.requests)
+                message = {
+                    "jsonrpc": "2.0",
+                    "id": turn,
+                    "method": "message/send",
+                    "params": {
+                        "message": {
+                            "role": "user",
+                            "parts": [{"kind": "text", "text": f"turn {turn}"}],
+                            "messageId": f"m-{turn}",
+                            "contextId": context,
+                        }
+                    },
+                }
+                sent = time.time()
+                httpx.post(f"http://127.0.0.1:{port}/", json=message, timeout=120)
+                first = next(r for r in llm.requests[before:] if r.stream)
+                waits[kind].append((first.time - sent) * 1000)
+    rows += [
+        Row(
+            "steady",
+            "RSS of an idle runtime (claude-code adapter loaded)",
+            rss,
+            "MB",
+            "-",
+            None,
+            "a2a-sdk and claude-agent-sdk imported; no CLI running",
+        ),
+        Row(
+            "steady",
+            "heartbeat body size (claude-code card)",
+            size,
+            "B",
+            "-",
+            None,
+            "the card rides on every beat",
+        ),
+    ]
+    for kind in ("cold", "warm"):
+        median = statistics.median(waits[kind])
+        rows.append(
+            Row(
+                "turn",
+                f"A2A message -> first LLM request ({kind}, query() per turn)",
+                median,
+                "ms",
+                "-",
+                None,
+                _summary(waits[kind]) + "; includes the CLI's own start and request preparation",
+            )
+        )
+    return rows
+
+
 # -- 5. fleet through a platform outage and restart ----------------------------------
 
 
@@ -513,6 +665,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "report": lambda quick: bench_report(2 if quick else 5),
     "recovery": lambda quick: bench_recovery(2 if quick else 5),
     "steady": lambda quick: bench_steady(5 if quick else 20),
+    "restart": lambda quick: bench_restart(2 if quick else 5),
+    "claude-code": lambda quick: bench_claude_code(5),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
 }
 
