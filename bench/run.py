@@ -346,6 +346,64 @@ def bench_steady(seconds: float) -> list[Row]:
     ]
 
 
+def bench_otel(runs: int, seconds: float) -> list[Row]:
+    """What telemetry costs when an exporter is on: boot to first register with the
+    probe, and CPU per heartbeat, against a local OTLP/HTTP sink."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def accept(request: Any) -> Response:
+        await request.body()
+        return Response(status_code=200)
+
+    sink = Starlette(routes=[Route("/v1/{signal}", accept, methods=["POST"])])
+    rows = []
+    with serve_in_thread(sink) as otlp, _services() as (emulator, url, _llm, llm_url):
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
+        samples = []
+        for index in range(runs):
+            workspace = f"bench-otel-{index}"
+            started = time.time()
+            with _runtime(workspace, url, llm_url, "model: MiniMax-M2\n", **otel):
+                call = _wait(partial(_first_register, emulator, workspace))
+            samples.append((call.time - started) * 1000)
+        median = statistics.median(samples)
+        rows.append(
+            Row(
+                "otel",
+                "start -> first register (with probe, OTLP exporter on)",
+                median,
+                "ms",
+                "-",
+                None,
+                _summary(samples),
+            )
+        )
+        with _runtime(
+            "bench-otel-steady", url, None, "name: idle\n", HEARTBEAT_INTERVAL_SECONDS="1", **otel
+        ) as process:
+            _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2)
+            time.sleep(3)
+            _, cpu_start = _proc(process.pid)
+            beats_start = len(emulator.calls_to("/registry/heartbeat"))
+            time.sleep(seconds)
+            rss, cpu = _proc(process.pid)
+            beats = len(emulator.calls_to("/registry/heartbeat")) - beats_start
+    rows += [
+        Row(
+            "otel",
+            "CPU per heartbeat (OTLP exporter on)",
+            (cpu - cpu_start) * 1000 / max(beats, 1),
+            "ms",
+            "-",
+            None,
+            f"{beats} beats in {seconds:.0f} s, interval 1 s; RSS {rss:.1f} MB",
+        )
+    ]
+    return rows
+
+
 def bench_restart(runs: int) -> list[Row]:
     """The seed-000 path: restarted on a volume whose token was just rotated, with a stale
     projection in the environment -> online at the platform with the right one."""
@@ -666,6 +724,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "recovery": lambda quick: bench_recovery(2 if quick else 5),
     "steady": lambda quick: bench_steady(5 if quick else 20),
     "restart": lambda quick: bench_restart(2 if quick else 5),
+    "otel": lambda quick: bench_otel(3 if quick else 10, 5 if quick else 20),
     "claude-code": lambda quick: bench_claude_code(5),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
 }

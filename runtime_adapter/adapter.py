@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import anyio
 
+from . import telemetry
 from .envplan import EnvPlan
 from .errors import ConfigError
 from .health import Health, LLMContext, classify, classify_status
@@ -82,16 +83,19 @@ class AdapterContext:
     def report_success(self) -> None:
         """An LLM call succeeded: clears a sticky LLM error, counts in error_rate."""
         self.health.record_success("llm_call")
+        telemetry.count("llm.outcomes", kind="success")
 
     def report_error(self, error: BaseException) -> None:
         """An LLM call failed: classified into a structured sample error (redacted)."""
-        self.health.record_failure(classify(error, "llm_call", self.llm, redact=self.redact))
+        failure = classify(error, "llm_call", self.llm, redact=self.redact)
+        self.health.record_failure(failure)
+        telemetry.count("llm.outcomes", kind=failure.kind)
 
     def report_status(self, status: int, message: str) -> None:
         """An LLM call failed with HTTP ``status`` (seen in a CLI's events, say)."""
-        self.health.record_failure(
-            classify_status(status, message, "llm_call", self.llm, redact=self.redact)
-        )
+        failure = classify_status(status, message, "llm_call", self.llm, redact=self.redact)
+        self.health.record_failure(failure)
+        telemetry.count("llm.outcomes", kind=failure.kind)
 
     @contextmanager
     def task(self, description: str) -> Iterator[None]:
@@ -99,12 +103,14 @@ class AdapterContext:
         the latest task still running, however overlapping tasks finish."""
         entry = [description[:200]]  # a fresh object: equal descriptions stay distinct
         self._running.append(entry)
+        telemetry.count("active_tasks", 1)
         self.status.active_tasks = len(self._running)
         self.status.current_task = entry[0]
         try:
             yield
         finally:
             self._running.remove(entry)
+            telemetry.count("active_tasks", -1)
             self.status.active_tasks = len(self._running)
             self.status.current_task = self._running[-1][0] if self._running else ""
 
@@ -192,14 +198,22 @@ class BaseAdapter:
     @final
     async def run_probe(self, ctx: AdapterContext) -> bool:
         """Run ``probe`` bounded and classified; True when it passed."""
-        try:
-            with anyio.fail_after(PROBE_TIMEOUT + 2):
-                await self.probe(ctx)
-        except Exception as error:  # any failure is reported, never raised
-            ctx.health.record_failure(
-                classify(error, "llm_probe", ctx.llm, redact=ctx.redact, now=time.time())
-            )
-            return False
+        with telemetry.span(
+            "credential probe",
+            **{
+                "gen_ai.provider.name": ctx.plan.provider,
+                "gen_ai.request.model": ctx.plan.probe_model,
+            },
+        ) as current:
+            try:
+                with anyio.fail_after(PROBE_TIMEOUT + 2):
+                    await self.probe(ctx)
+            except Exception as error:  # any failure is reported, never raised
+                failure = classify(error, "llm_probe", ctx.llm, redact=ctx.redact, now=time.time())
+                ctx.health.record_failure(failure)
+                telemetry.set_attributes(current, **{"error.type": failure.kind})
+                telemetry.record_exception(current, error)
+                return False
         ctx.health.record_success("llm_probe")
         return True
 

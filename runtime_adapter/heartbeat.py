@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskStatus
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
+from . import telemetry
 from .card import minimal_card
 from .errors import (
     PlatformAuthError,
@@ -147,6 +148,16 @@ class Heartbeat:
             return minimal_card(self.client.workspace_id, self.url, "the card could not be built")
 
     async def _register(self) -> None:
+        with telemetry.span("register", **{"url.full": self.url}) as current:
+            try:
+                await self._register_inner()
+            except PlatformError as error:
+                telemetry.set_attributes(
+                    current, **{"error.type": error.kind, "http.response.status_code": error.status}
+                )
+                raise
+
+    async def _register_inner(self) -> None:
         try:
             issued = await self.client.register(self.url, self.safe_card())
         except PlatformError as error:
@@ -228,7 +239,19 @@ class Heartbeat:
     async def beat(self) -> None:
         """One heartbeat, no retry; a success clears platform errors other than a refused
         registration."""
-        await self.client.heartbeat(self.body())
+        started = time.perf_counter()
+        with telemetry.span("heartbeat") as current:
+            try:
+                await self.client.heartbeat(self.body())
+            except PlatformError as error:
+                telemetry.set_attributes(
+                    current, **{"error.type": error.kind, "http.response.status_code": error.status}
+                )
+                telemetry.count("heartbeat.failures", kind=error.kind)
+                raise
+            finally:
+                telemetry.observe("heartbeat.duration", time.perf_counter() - started)
+            telemetry.set_attributes(current, **{"http.response.status_code": 200})
         self.beats_sent += 1
         self.health.record_success("platform", operation=BEAT)
 

@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import httpx
 
+from . import telemetry
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import Advertisement, advertise, listen_port
 from .card import build_card, minimal_card
@@ -71,14 +72,20 @@ _ALLOWED = {
 }
 
 
+# (stage, start ns, end ns, outcome) of the boot, for telemetry once it is set up
+_STAGES: list[tuple[str, int, int, str]] = []
+
+
 @contextmanager
 def _stage(name: str) -> Iterator[None]:
     started = time.perf_counter()
+    wall = time.time_ns()
     outcome = "failed"
     try:
         yield
         outcome = "done"
     finally:
+        _STAGES.append((name, wall, time.time_ns(), outcome))
         elapsed = (time.perf_counter() - started) * 1000
         log.info(
             "boot stage %s %s in %.0f ms",
@@ -158,6 +165,8 @@ class Runtime:
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
         self._starting: BaseAdapter | None = None  # an adapter whose start may be half done
+        self.adapter_name = ""
+        self._boot_reported = False
         self.exit_code = 0
         # a bad setting when WORKSPACE_ID and PLATFORM_URL are still usable: every boot
         # fails with it, and the process reports it instead of exiting (no crash loop)
@@ -240,6 +249,8 @@ class Runtime:
                 redact=REDACTOR,
                 spawn=self._group.start_soon if self._group is not None else None,
             )
+            self.adapter_name = adapter.name
+            await self._start_telemetry()  # before the probe, so the probe is traced
             self._probe_soon(adapter, context)
             self._starting = adapter
             with _stage("adapter start"), anyio.fail_after(adapter.start_timeout):
@@ -435,6 +446,7 @@ class Runtime:
             return
         with _stage("register"):
             await self._unless(stopping, lambda: group.start(heartbeat.run))
+        await self._report_boot()
         group.start_soon(self._check_reachable)
         group.start_soon(self._recheck_credentials)
         while not booted and not stopping.is_set():
@@ -448,6 +460,28 @@ class Runtime:
                 )
             booted = await self._unless(stopping, self.boot)
         await stopping.wait()
+
+    async def _start_telemetry(self) -> None:
+        """OpenTelemetry, when OTEL_* asks for it: the SDK imported in a worker thread,
+        the resource naming this workspace, and the boot's stages as spans."""
+        if not telemetry.enabled():
+            return
+        resource: dict[str, str] = {
+            "workspace.id": self.workspace_id,
+            "runtime_adapter.template": self.adapter_name
+            or (self.config.runtime if self.config else None)
+            or "",
+            "gen_ai.provider.name": (self.plan.provider if self.plan else None) or "",
+            "gen_ai.request.model": (self.plan.model if self.plan else None) or "",
+        }
+        await anyio.to_thread.run_sync(telemetry.setup, resource, REDACTOR)
+
+    async def _report_boot(self) -> None:
+        """The boot's stages as spans, once, when telemetry is on."""
+        await self._start_telemetry()
+        if telemetry.active() and not self._boot_reported:
+            self._boot_reported = True
+            telemetry.emit_stages("boot", list(_STAGES), **{"workspace.id": self.workspace_id})
 
     async def _unless(self, stopping: anyio.Event, step: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``step`` unless and until ``stopping`` is set; its result, else False."""
@@ -502,6 +536,8 @@ class Runtime:
             adapter = self.adapter or self._starting
             if adapter is not None:
                 await self._stop_adapter(adapter, budget.deadline)
+            if telemetry.active():
+                await anyio.to_thread.run_sync(telemetry.shutdown, 1.5, abandon_on_cancel=True)
         log.info("stopped")
 
     async def _stop_adapter(self, adapter: BaseAdapter, deadline: float | None = None) -> None:

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from . import telemetry
 from .errors import RuntimeAdapterError
 from .health import Health
 
@@ -83,7 +84,9 @@ def build_app(state: ServerState) -> Starlette:
             )
             await busy(scope, receive, send)
             return
-        await state._router(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        with telemetry.remote_parent(headers):  # a caller's trace continues here
+            await state._router(scope, receive, send)
 
     app = Starlette(
         routes=[

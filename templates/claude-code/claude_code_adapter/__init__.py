@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+import runtime_adapter.telemetry as telemetry
 from runtime_adapter import AdapterContext, BaseAdapter, ConfigError, build_card
 from runtime_adapter.volume import read_token
 
@@ -94,6 +96,8 @@ class Turn:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled: bool = False
     done: anyio.Event = field(default_factory=anyio.Event)
+    usage: dict[str, Any] = field(default_factory=dict)  # the CLI result's token counts
+    stop_reason: str | None = None
 
 
 def _number(
@@ -278,7 +282,7 @@ class ClaudeCodeAdapter(BaseAdapter):
                 events = cast("AsyncGenerator[Any, None]", query(prompt=prompt, options=options))
                 async with aclosing(events) as stream:
                     async for message in stream:
-                        answer = await self._handle(ctx, message, texts, progress)
+                        answer = await self._handle(ctx, message, texts, progress, turn)
                         if answer is not None:
                             return answer
         except TimeoutError:
@@ -298,7 +302,12 @@ class ClaudeCodeAdapter(BaseAdapter):
         raise TurnFailed("Claude Code ended the turn without an answer")
 
     async def _handle(
-        self, ctx: AdapterContext, message: Any, texts: list[str], progress: Progress
+        self,
+        ctx: AdapterContext,
+        message: Any,
+        texts: list[str],
+        progress: Progress,
+        turn: Turn,
     ) -> str | None:
         if isinstance(message, SystemMessage) and message.subtype == "api_retry":
             # a retry is progress, not an outcome; only a refused key ends the turn
@@ -318,6 +327,8 @@ class ClaudeCodeAdapter(BaseAdapter):
                 elif isinstance(block, ToolUseBlock):
                     await progress(f"using {block.name}")
         elif isinstance(message, ResultMessage):
+            turn.usage = dict(message.usage or {})
+            turn.stop_reason = message.stop_reason
             if message.is_error:
                 reason = _result_reason(message)
                 status = message.api_error_status
@@ -411,6 +422,55 @@ class _Executor(AgentExecutor):
         turn = Turn(task.id, task.context_id)
         adapter.turns[task.id] = turn
         prompt = context.get_user_input()
+        started = time.perf_counter()
+        attributes = {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.agent.name": adapter.name,
+            "gen_ai.provider.name": ctx.plan.provider,
+            "gen_ai.request.model": ctx.plan.model,
+            "gen_ai.conversation.id": task.context_id,
+            "a2a.task.id": task.id,
+        }
+        # the current context carries a caller's traceparent (the server attached it)
+        with telemetry.span(f"invoke_agent {adapter.name}", **attributes) as current:
+            try:
+                await self._run(context, task, turn, updater, prompt, current)
+            finally:
+                self._account(current, turn, time.perf_counter() - started, attributes)
+
+    @staticmethod
+    def _account(current: Any, turn: Turn, seconds: float, attributes: dict[str, Any]) -> None:
+        tokens = {
+            "input": turn.usage.get("input_tokens"),
+            "output": turn.usage.get("output_tokens"),
+        }
+        telemetry.set_attributes(
+            current,
+            **{
+                "gen_ai.usage.input_tokens": tokens["input"],
+                "gen_ai.usage.output_tokens": tokens["output"],
+                "gen_ai.response.finish_reasons": [turn.stop_reason] if turn.stop_reason else None,
+            },
+        )
+        base = {k: attributes[k] for k in ("gen_ai.operation.name", "gen_ai.provider.name")}
+        telemetry.observe("gen_ai.client.operation.duration", seconds, **base)
+        for kind, value in tokens.items():
+            if isinstance(value, int):
+                telemetry.observe(
+                    "gen_ai.client.token.usage", value, **base, **{"gen_ai.token.type": kind}
+                )
+
+    async def _run(
+        self,
+        context: RequestContext,
+        task: Any,
+        turn: Turn,
+        updater: TaskUpdater,
+        prompt: str,
+        current: Any,
+    ) -> None:
+        adapter, ctx = self.adapter, self.adapter.ctx
+        assert ctx is not None
         text = ""
         try:
             with ctx.task(prompt[:80] or "message"):
@@ -427,6 +487,7 @@ class _Executor(AgentExecutor):
                 await updater.add_artifact([new_text_part(text)], name="answer")
                 await updater.complete(self._say(text, task))
         except TurnFailed as failure:
+            telemetry.record_exception(current, failure)
             await updater.failed(self._say(f"failed: {ctx.redact(str(failure))}", task))
         finally:
             turn.done.set()
