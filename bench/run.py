@@ -557,40 +557,61 @@ def bench_claude_code(seconds: float) -> list[Row]:
 # -- 5. fleet through a platform outage and restart ----------------------------------
 
 
+def _start_fleet(
+    group: anyio.abc.TaskGroup,
+    size: int,
+    vt: VirtualTime,
+    emulator: PlatformEmulator,
+    rng: random.Random,
+    tmp: Path,
+) -> list[Heartbeat]:
+    """``size`` heartbeat loops against ``emulator``, started at random moments of one
+    interval (a fleet that was already running)."""
+    transport = httpx.ASGITransport(app=emulator.app)
+    loops: list[Heartbeat] = []
+    for index in range(size):
+        directory = tmp / str(index)
+        directory.mkdir()
+        client = PlatformClient(
+            "http://platform.test", f"fleet-{index}", TokenStore(directory), transport=transport
+        )
+        beat = Heartbeat(
+            client,
+            Health(clock=vt),
+            url=f"http://10.1.{index // 250}.{index % 250 + 1}:8000",
+            card=lambda: {"name": "fleet", "description": "", "version": "1"},
+            interval=30.0,
+            sleep=vt.sleep,
+            clock=vt,
+            rng=rng.random,
+        )
+        loops.append(beat)
+
+        async def start(beat: Heartbeat = beat) -> None:
+            await vt.sleep(rng.uniform(0, 30))
+            await beat.run()
+
+        group.start_soon(start)
+    return loops
+
+
+def _peak(times: list[float]) -> int:
+    """The most requests in any 1 s window."""
+    times = sorted(times)
+    peak, first = 0, 0
+    for last, moment in enumerate(times):
+        while times[first] <= moment - 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
 async def _fleet(size: int, outage: float) -> dict[str, float]:
     vt = VirtualTime()
     emulator = PlatformEmulator(clock=vt)
-    transport = httpx.ASGITransport(app=emulator.app)
-    rng = random.Random(11)
-    loops: list[Heartbeat] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with anyio.create_task_group() as group:
-            for index in range(size):
-                directory = Path(tmp) / str(index)
-                directory.mkdir()
-                client = PlatformClient(
-                    "http://platform.test",
-                    f"fleet-{index}",
-                    TokenStore(directory),
-                    transport=transport,
-                )
-                beat = Heartbeat(
-                    client,
-                    Health(clock=vt),
-                    url=f"http://10.1.{index // 250}.{index % 250 + 1}:8000",
-                    card=lambda: {"name": "fleet", "description": "", "version": "1"},
-                    interval=30.0,
-                    sleep=vt.sleep,
-                    clock=vt,
-                    rng=rng.random,
-                )
-                loops.append(beat)
-
-                async def start(beat: Heartbeat = beat) -> None:
-                    await vt.sleep(rng.uniform(0, 30))  # a fleet that was already running
-                    await beat.run()
-
-                group.start_soon(start)
+            loops = _start_fleet(group, size, vt, emulator, random.Random(11), Path(tmp))
             await vt.run_until(lambda: sum(b.beats_sent for b in loops) >= 3 * size)
             down_at = vt.now
             if outage:
@@ -601,12 +622,7 @@ async def _fleet(size: int, outage: float) -> dict[str, float]:
             await vt.run_until(lambda: len(emulator.workspaces) == size, limit=600)
             all_back = vt.now - back_at
             group.cancel_scope.cancel()
-    times = sorted(c.time for c in emulator.calls if c.time >= down_at)
-    peak, first = 0, 0
-    for last, moment in enumerate(times):
-        while times[first] <= moment - 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
+    peak = _peak([c.time for c in emulator.calls if c.time >= down_at])
     return {"peak": peak, "all_back": all_back}
 
 
@@ -614,37 +630,9 @@ async def _fleet_outage(size: int, outage: float) -> dict[str, float]:
     """A long outage: the request rate once it is 30 s old, and the peak after it ends."""
     vt = VirtualTime()
     emulator = PlatformEmulator(clock=vt)
-    transport = httpx.ASGITransport(app=emulator.app)
-    rng = random.Random(13)
-    loops: list[Heartbeat] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with anyio.create_task_group() as group:
-            for index in range(size):
-                directory = Path(tmp) / str(index)
-                directory.mkdir()
-                client = PlatformClient(
-                    "http://platform.test",
-                    f"fleet-{index}",
-                    TokenStore(directory),
-                    transport=transport,
-                )
-                beat = Heartbeat(
-                    client,
-                    Health(clock=vt),
-                    url=f"http://10.1.{index // 250}.{index % 250 + 1}:8000",
-                    card=lambda: {"name": "fleet", "description": "", "version": "1"},
-                    interval=30.0,
-                    sleep=vt.sleep,
-                    clock=vt,
-                    rng=rng.random,
-                )
-                loops.append(beat)
-
-                async def start(beat: Heartbeat = beat) -> None:
-                    await vt.sleep(rng.uniform(0, 30))
-                    await beat.run()
-
-                group.start_soon(start)
+            loops = _start_fleet(group, size, vt, emulator, random.Random(13), Path(tmp))
             await vt.run_until(lambda: sum(b.beats_sent for b in loops) >= 3 * size)
             down_at = vt.now
             emulator.outage(outage)
@@ -655,12 +643,7 @@ async def _fleet_outage(size: int, outage: float) -> dict[str, float]:
             group.cancel_scope.cancel()
     during = [c.time for c in emulator.calls if down_at + 30 <= c.time < back_at]
     rate = len(during) / max(1.0, back_at - down_at - 30)
-    after = sorted(c.time for c in emulator.calls if c.time >= back_at)
-    peak, first = 0, 0
-    for last, moment in enumerate(after):
-        while after[first] <= moment - 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
+    peak = _peak([c.time for c in emulator.calls if c.time >= back_at])
     return {"ratio": rate / (size / 30.0), "peak": peak}
 
 
