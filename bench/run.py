@@ -40,6 +40,7 @@ from runtime_adapter.testing import (
     PlatformEmulator,
     VirtualTime,
     free_port,
+    message_send,
     serve_in_thread,
     wait_until,
 )
@@ -501,19 +502,9 @@ def bench_claude_code(seconds: float) -> list[Row]:
                 context = f"bench-{turn // 2}"
                 kind = "cold" if turn % 2 == 0 else "warm"
                 before = len(llm.requests)
-                message = {
-                    "jsonrpc": "2.0",
-                    "id": turn,
-                    "method": "message/send",
-                    "params": {
-                        "message": {
-                            "role": "user",
-                            "parts": [{"kind": "text", "text": f"turn {turn}"}],
-                            "messageId": f"m-{turn}",
-                            "contextId": context,
-                        }
-                    },
-                }
+                message = message_send(
+                    f"turn {turn}", message_id=f"m-{turn}", context_id=context, request_id=turn
+                )
                 sent = time.time()
                 httpx.post(f"http://127.0.0.1:{port}/", json=message, timeout=120)
                 first = next(r for r in llm.requests[before:] if r.stream)

@@ -27,7 +27,7 @@ import httpx
 
 from .adapter import ENTRY_POINT_GROUP
 from .errors import ConfigError
-from .testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+from .testing import FakeLLM, PlatformEmulator, free_port, message_send, serve_in_thread
 from .volume import load_config
 
 __all__ = ["run_dev"]
@@ -138,18 +138,7 @@ def _get_json(url: str) -> dict[str, Any] | None:
 
 def _sample_message(url: str) -> str:
     """One A2A message (0.3 message/send, as the platform's proxy sends it); the reply."""
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "message/send",
-        "params": {
-            "message": {
-                "role": "user",
-                "parts": [{"kind": "text", "text": "Hello from runtime-adapter dev"}],
-                "messageId": f"dev-{secrets.token_hex(4)}",
-            }
-        },
-    }
+    body = message_send("Hello from runtime-adapter dev", message_id=f"dev-{secrets.token_hex(4)}")
     try:
         answer = httpx.post(url + "/", json=body, timeout=120)
     except httpx.HTTPError as error:

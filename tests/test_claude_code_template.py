@@ -21,6 +21,7 @@ from runtime_adapter.testing import (
     PlatformEmulator,
     check_adapter,
     free_port,
+    message_send,
     serve_in_thread,
 )
 
@@ -81,18 +82,7 @@ def rpc(process: Process, body: dict[str, Any], **headers: str) -> dict[str, Any
     return result
 
 
-V03 = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "message/send",
-    "params": {
-        "message": {
-            "role": "user",
-            "parts": [{"kind": "text", "text": "say hi"}],
-            "messageId": "m-03",
-        }
-    },
-}
+V03 = message_send("say hi", message_id="m-03")
 V10 = {
     "jsonrpc": "2.0",
     "id": 2,

@@ -25,7 +25,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runtime_adapter import fingerprint
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+from runtime_adapter.testing import (
+    FakeLLM,
+    PlatformEmulator,
+    free_port,
+    message_send,
+    serve_in_thread,
+)
 
 from .conftest import clean_env
 from .harness import KEY, WS, Process, wait_for
@@ -172,18 +178,7 @@ def test_boot_heartbeat_and_a_task_span_continuing_the_callers_trace(
             trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
             answer = httpx.post(
                 f"http://127.0.0.1:{port}/",
-                json={
-                    "jsonrpc": "2.0",
-                    "id": 1,
-                    "method": "message/send",
-                    "params": {
-                        "message": {
-                            "role": "user",
-                            "parts": [{"kind": "text", "text": "say hi"}],
-                            "messageId": "m-otel",
-                        }
-                    },
-                },
+                json=message_send("say hi", message_id="m-otel"),
                 headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
                 timeout=120,
             )

@@ -9,6 +9,7 @@ the emulator behind a respx router.
 
 from __future__ import annotations
 
+from ._a2a import message_send
 from ._respx import mock_platform
 from ._serve import free_port, serve_in_thread, wait_until
 from .conformance import check_adapter
@@ -28,6 +29,7 @@ __all__ = [
     "WorkspaceRecord",
     "check_adapter",
     "free_port",
+    "message_send",
     "mock_platform",
     "serve_in_thread",
     "wait_until",

@@ -25,7 +25,13 @@ import httpx
 import pytest
 
 from runtime_adapter import fingerprint
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+from runtime_adapter.testing import (
+    FakeLLM,
+    PlatformEmulator,
+    free_port,
+    message_send,
+    serve_in_thread,
+)
 
 from ..harness import wait_for
 
@@ -215,18 +221,7 @@ def test_one_a2a_message_reaches_the_fake_llm_with_the_minimax_key(host: Host) -
     wait_for(lambda: online(host), timeout=60)
     answer = httpx.post(
         f"http://127.0.0.1:{port}/",
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "message/send",
-            "params": {
-                "message": {
-                    "role": "user",
-                    "parts": [{"kind": "text", "text": "say hi"}],
-                    "messageId": "m-1",
-                }
-            },
-        },
+        json=message_send("say hi"),
         timeout=120,
     ).json()["result"]
     assert answer["status"]["state"] == "completed"
