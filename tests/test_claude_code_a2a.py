@@ -4,7 +4,9 @@ fake Anthropic-compatible LLM.
 
 The invariants: a context is one conversation, even across a restart with an
 empty ``$HOME``; every message is a task that ends completed, failed (never a
-failure dressed as an answer) or canceled; no CLI process outlives its turn.
+failure dressed as an answer) or canceled; a context keeps one live CLI between
+its turns, and only while that CLI is idle, current and wanted: none outlives
+the runtime.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Workspace:
     root: Path
     processes: list[Process] = field(default_factory=list)
 
-    def start(self, runtime_config: str = "") -> Process:
+    def start(self, runtime_config: str = "", **env: str) -> Process:
         configs = self.root / "configs"
         configs.mkdir(exist_ok=True)
         (self.root / "workspace").mkdir(exist_ok=True)
@@ -89,6 +91,7 @@ class Workspace:
                 "MINIMAX_BASE_URL": self.llm_url + "/anthropic",
                 "HEARTBEAT_INTERVAL_SECONDS": "1",
                 "LOG_FORMAT": "json",
+                **env,
             },
             port,
         )
@@ -250,8 +253,11 @@ async def test_a_refused_key_fails_the_task_and_reaches_the_platform_at_once(
     assert fingerprint(KEY) in str(workspace.view()["last_sample_error"])
 
 
-async def test_cancel_stops_a_slow_turn_within_five_seconds(workspace: Workspace) -> None:
+async def test_cancel_interrupts_a_slow_turn_and_the_context_goes_on(
+    workspace: Workspace,
+) -> None:
     process = workspace.start()
+    wait_for(lambda: workspace.llm.requests)  # the boot's credential probe is done
     workspace.llm.delay = 60  # the LLM takes a minute
     context = str(uuid.uuid4())
     request = message("take your time", context)
@@ -260,14 +266,89 @@ async def test_cancel_stops_a_slow_turn_within_five_seconds(workspace: Workspace
         events = [event async for event in agent.send_message(request)]
         task_id = final_task(events).id
         wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
-        wait_for(lambda: cli_children(process), timeout=10)
+        live = cli_children(process)
+        assert len(live) == 1
         asked = time.monotonic()
         canceled = await agent.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
-        wait_for(lambda: not cli_children(process), timeout=5)
         assert time.monotonic() - asked < 5
+        # interrupted: no further LLM call, though the kept-alive CLI is still there
+        before = len(workspace.llm.requests)
+        await anyio.sleep(2)
+        assert workspace.llm.requests[before:] == []
         got = await agent.get_task(GetTaskRequest(id=task_id))
     assert got.status.state == TaskState.TASK_STATE_CANCELED
+    workspace.llm.delay = 0
+    after = final_task(await send(workspace.url, "are you there?", context))
+    assert after.status.state == TaskState.TASK_STATE_COMPLETED
+    said = [text for _, text in turns(workspace.llm)[-1].messages]
+    assert any("take your time" in text for text in said), said  # the same conversation
+    assert cli_children(process) == live  # the same CLI, not a new one
+
+
+async def test_a_context_keeps_its_cli_and_another_context_gets_its_own(
+    workspace: Workspace,
+) -> None:
+    process = workspace.start()
+    context = str(uuid.uuid4())
+    await send(workspace.url, "first", context)
+    first = cli_children(process)
+    await send(workspace.url, "second", context)
+    assert cli_children(process) == first and len(first) == 1
+    await send(workspace.url, "elsewhere", str(uuid.uuid4()))
+    both = cli_children(process)
+    assert len(both) == 2 and first[0] in both
+
+
+async def test_an_idle_cli_is_closed_and_the_next_message_resumes_the_session(
+    workspace: Workspace,
+) -> None:
+    process = workspace.start("  keep_alive_seconds: 1\n")
+    context = str(uuid.uuid4())
+    await send(workspace.url, "remember the word zebra", context)
+    assert cli_children(process)
+    wait_for(lambda: not cli_children(process), timeout=6)
+    task = final_task(await send(workspace.url, "which word?", context))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    said = [text for _, text in turns(workspace.llm)[-1].messages]
+    assert any("remember the word zebra" in text for text in said), said
+
+
+async def test_live_clis_are_capped_least_recently_used_first(workspace: Workspace) -> None:
+    process = workspace.start("  max_concurrent_turns: 1\n  max_live_sessions: 1\n")
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    await send(workspace.url, "one", first)
+    kept = cli_children(process)
+    await send(workspace.url, "two", second)
+    wait_for(lambda: len(cli_children(process)) == 1, timeout=6)
+    assert cli_children(process) != kept
+    task = final_task(await send(workspace.url, "one again", first))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    said = [text for _, text in turns(workspace.llm)[-1].messages]
+    assert any(text.endswith("one") for text in said), said  # resumed, not a new session
+
+
+async def test_a_rotated_key_reaches_the_next_turn_of_a_live_context(
+    workspace: Workspace,
+) -> None:
+    secrets = workspace.root / "secrets"
+    secrets.mkdir()
+    (secrets / "MINIMAX_API_KEY").write_text(KEY)
+    process = workspace.start(MINIMAX_API_KEY="", RUNTIME_SECRETS_DIR=str(secrets))
+    context = str(uuid.uuid4())
+    await send(workspace.url, "first", context)
+    old = cli_children(process)
+    assert turns(workspace.llm)[-1].authorization == f"Bearer {fingerprint(KEY)}"
+    rotated = "mm-rotated-key-" + uuid.uuid4().hex
+    (secrets / "MINIMAX_API_KEY").write_text(rotated)
+    rotated_seen = f"Bearer {fingerprint(rotated)}"
+    # the runtime re-plans and probes the new key; then the next turn
+    wait_for(lambda: any(r.authorization == rotated_seen for r in workspace.llm.requests), 15)
+    task = final_task(await send(workspace.url, "second", context))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert turns(workspace.llm)[-1].authorization == rotated_seen
+    assert cli_children(process) != old  # the CLI holding the old key was replaced
+    assert rotated not in process.output
 
 
 async def test_streaming_shows_work_before_the_answer(workspace: Workspace) -> None:

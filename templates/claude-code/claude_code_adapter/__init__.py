@@ -4,13 +4,24 @@ What a caller gets (DESIGN §12): an A2A ``contextId`` is one Claude Code
 session, resumed on every later message and stored on a volume; every
 message is a Task (submitted, working, then completed with the answer as an
 artifact, failed with the redacted reason, or canceled); streaming status
-updates while the CLI works; ``CancelTask`` kills the turn's CLI process;
-turns of one context run in order, at most ``max_concurrent_turns`` at the
-LLM at once; ``GET /transcript`` for the platform, bearer-protected.
+updates while the CLI works; ``CancelTask`` interrupts the turn; turns of
+one context run in order, at most ``max_concurrent_turns`` at the LLM at
+once; ``GET /transcript`` for the platform, bearer-protected.
+
+A context keeps one live Claude Code CLI (a ``ClaudeSDKClient``) between its
+turns, so a later message skips the CLI's start (~0.5 s) and costs tens of
+milliseconds before the LLM request. A live CLI is closed when it has been
+idle ``keep_alive_seconds``, when ``max_live_sessions`` are open and another
+context needs one (least recently used first), when the provider plan
+changed since it started (it holds the old environment), and whenever a turn
+did not end with the CLI's result (a refused key, a timeout, a crash): only a
+CLI that is idle and waiting for input is kept. Cancel interrupts the turn
+(the CLI stops its LLM request and stays for the next message); a CLI that
+does not settle within a grace is killed.
 
 One LLM call is one outcome: the CLI's ``api_retry`` events are progress,
 except a 401/403, which ends the turn at once (a retry cannot fix a refused
-key). Nothing here may leave a CLI process behind: ``stop()`` kills them.
+key). Nothing here may leave a CLI process behind: ``stop()`` closes them.
 """
 
 from __future__ import annotations
@@ -22,8 +33,9 @@ import os
 import signal
 import time
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -39,12 +51,12 @@ from a2a.types import TaskState
 from claude_agent_sdk import (
     AssistantMessage,
     ClaudeAgentOptions,
+    ClaudeSDKClient,
     ClaudeSDKError,
     ResultMessage,
     SystemMessage,
     TextBlock,
     ToolUseBlock,
-    query,
 )
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -64,6 +76,7 @@ log = logging.getLogger("runtime_adapter.templates.claude_code")
 _FATAL = {401: "auth_failed", 403: "permission_denied"}
 _TRANSCRIPT_LIMIT = 1000
 _KILL_GRACE = 2.0
+_INTERRUPT_GRACE = 1.5  # an interrupted CLI answers with its result within milliseconds
 
 
 class TurnFailed(Exception):
@@ -84,6 +97,20 @@ class Settings:
     permission_mode: str | None = None
     system_prompt_file: str = "system-prompt.md"
     sessions_dir: str | None = None
+    keep_alive_seconds: float = 600.0  # 0: a CLI per turn
+    max_live_sessions: int = 4  # never below max_concurrent_turns
+
+
+@dataclass
+class Live:
+    """A Claude Code CLI kept running for one context between its turns."""
+
+    context_id: str
+    session_id: str
+    client: ClaudeSDKClient
+    plan: object  # the env plan it started under: it holds that environment
+    busy: bool = False
+    idle_since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -127,13 +154,23 @@ def _number(
 
 def _settings(ctx: AdapterContext) -> Settings:
     raw = dict(ctx.config.runtime_config.model_extra or {})
+    concurrent = int(_number(raw, "max_concurrent_turns", 4, ctx, integer=True))
+    keep_alive = 600.0
+    if raw.get("keep_alive_seconds") in (0, "0"):
+        keep_alive = 0.0
+    else:
+        keep_alive = float(_number(raw, "keep_alive_seconds", 600.0, ctx, integer=False))
+    live = int(_number(raw, "max_live_sessions", concurrent, ctx, integer=True))
     return Settings(
         max_turns=int(_number(raw, "max_turns", 30, ctx, integer=True)),
         turn_timeout=float(_number(raw, "turn_timeout", 900.0, ctx, integer=False)),
-        max_concurrent_turns=int(_number(raw, "max_concurrent_turns", 4, ctx, integer=True)),
+        max_concurrent_turns=concurrent,
         permission_mode=str(raw["permission_mode"]) if raw.get("permission_mode") else None,
         system_prompt_file=str(raw.get("system_prompt_file") or "system-prompt.md"),
         sessions_dir=str(raw["sessions_dir"]) if raw.get("sessions_dir") else None,
+        keep_alive_seconds=keep_alive,
+        # every running turn has its CLI: fewer live CLIs than turns would thrash
+        max_live_sessions=max(live, concurrent),
     )
 
 
@@ -180,6 +217,11 @@ async def _kill(marker: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _responses(client: ClaudeSDKClient) -> AsyncGenerator[Any, None]:
+    """The messages of the current turn, up to and including its result (closable)."""
+    return cast("AsyncGenerator[Any, None]", client.receive_response())
+
+
 class _suppress_lookup:
     def __enter__(self) -> None:
         return None
@@ -203,6 +245,7 @@ class ClaudeCodeAdapter(BaseAdapter):
         self.limiter = anyio.CapacityLimiter(4)
         self.locks: dict[str, anyio.Lock] = {}
         self.turns: dict[str, Turn] = {}
+        self.live: dict[str, Live] = {}  # least recently used first
 
     async def start(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
@@ -211,6 +254,8 @@ class ClaudeCodeAdapter(BaseAdapter):
         self.options = await anyio.to_thread.run_sync(self._options, ctx)
         root = _sessions_root(ctx, self.settings)
         self.book = await anyio.to_thread.run_sync(SessionBook, root)
+        if self.settings.keep_alive_seconds and ctx.spawn is not None:
+            ctx.start_soon(self._close_idle)
         log.info("claude-code sessions in %s", root)
 
     def _options(self, ctx: AdapterContext) -> dict[str, Any]:
@@ -239,15 +284,113 @@ class ClaudeCodeAdapter(BaseAdapter):
         ]
 
     async def stop(self) -> None:
-        """Cancel every running turn; no CLI process outlives the runtime."""
+        """Cancel every running turn and close every live CLI; none outlives the runtime."""
         for turn in list(self.turns.values()):
             turn.cancelled = True
             turn.scope.cancel()
-        with anyio.move_on_after(self.stop_timeout - 1):
+        with anyio.move_on_after(_INTERRUPT_GRACE + 0.5):  # each interrupts its CLI
+            for turn in list(self.turns.values()):
+                await turn.done.wait()
+        async with anyio.create_task_group() as group:
+            for live in list(self.live.values()):
+                group.start_soon(partial(self._close, live, grace=1.0))
+
+    # -- live CLIs --------------------------------------------------------------------
+
+    async def _open(self, ctx: AdapterContext, book: SessionBook, context_id: str) -> Live:
+        """The context's live CLI: the kept one, or a new one resuming its session."""
+        live = self.live.pop(context_id, None)
+        if live is not None and live.plan is ctx.plan:
+            self.live[context_id] = live  # most recently used
+            return live
+        if live is not None:  # started under an earlier provider plan: its env is stale
+            log.info("context %s: provider plan changed; restarting its CLI", context_id)
+            await self._close(live)
+        self._make_room()
+        session = book.session_for(context_id)
+        exists = await anyio.to_thread.run_sync(book.path, session) is not None
+        if not exists and book.known(context_id):
+            log.warning(
+                "context %s: the CLI no longer has session %s; starting afresh",
+                context_id,
+                session,
+            )
+            session = await anyio.to_thread.run_sync(book.start_afresh, context_id)
+        elif not exists:
+            await anyio.to_thread.run_sync(book.remember, context_id, session)
+        where: dict[str, Any] = {"resume": session} if exists else {"session_id": session}
+        options = ClaudeAgentOptions(
+            **{k: v for k, v in self.options.items() if v is not None},
+            **where,
+            env={"CLAUDE_CONFIG_DIR": str(book.root)},
+            stderr=lambda line: log.debug("claude: %s", ctx.redact(line)),
+        )
+        live = Live(context_id, session, ClaudeSDKClient(options), ctx.plan, busy=True)
+        await live.client.connect()
+        self.live[context_id] = live
+        return live
+
+    def _make_room(self) -> None:
+        """Close the least recently used idle CLIs beyond ``max_live_sessions`` - 1."""
+        idle = [live for live in self.live.values() if not live.busy]
+        while idle and len(self.live) >= self.settings.max_live_sessions:
+            self._close_soon(idle.pop(0))
+
+    def _close_soon(self, live: Live) -> None:
+        self.live.pop(live.context_id, None)
+        ctx = self.ctx
+        if ctx is not None and ctx.spawn is not None:
+            ctx.start_soon(lambda: self._close(live))
+
+    async def _close(self, live: Live, *, kill: bool = False, grace: float = 3.0) -> None:
+        """End a live CLI: its stdin closed, it saves the session and exits; killed
+        if it has not within ``grace``, or at once with ``kill`` (a CLI still working
+        on a turn that did not settle)."""
+        if self.live.get(live.context_id) is live:
+            del self.live[live.context_id]
+        closed = anyio.Event()
+
+        async def disconnect() -> None:
+            try:
+                with suppress(Exception):
+                    await live.client.disconnect()
+            finally:
+                closed.set()
+
+        # shielded: this runs on cancellation paths; bounded by the kill below (the
+        # SDK's own close waits 5 s on a CLI that ignores end of input)
+        with anyio.CancelScope(shield=True):
             async with anyio.create_task_group() as group:
-                for turn in list(self.turns.values()):
-                    if turn.session_id:
-                        group.start_soon(_kill, turn.session_id)
+                group.start_soon(disconnect)
+                with anyio.move_on_after(0 if kill else grace):
+                    await closed.wait()
+                if not closed.is_set():
+                    await _kill(live.session_id)
+
+    async def _close_idle(self) -> None:
+        """Close CLIs idle for ``keep_alive_seconds``."""
+        keep = self.settings.keep_alive_seconds
+        while True:
+            await anyio.sleep(min(max(keep / 4, 0.25), 15.0))
+            now = time.monotonic()
+            for live in list(self.live.values()):
+                if not live.busy and now - live.idle_since >= keep:
+                    log.debug("context %s: CLI idle %.0f s, closing", live.context_id, keep)
+                    await self._close(live)
+
+    async def _interrupt(self, live: Live) -> bool:
+        """Interrupt the turn the CLI is working on; True once it has settled (its
+        result arrived: it made no further LLM call and waits for the next message)."""
+        with anyio.move_on_after(_INTERRUPT_GRACE):
+            try:
+                await live.client.interrupt()
+                async with aclosing(_responses(live.client)) as stream:
+                    async for message in stream:
+                        if isinstance(message, ResultMessage):
+                            return True
+            except ClaudeSDKError:
+                return False
+        return False
 
     # -- one turn ---------------------------------------------------------------------
 
@@ -256,35 +399,27 @@ class ClaudeCodeAdapter(BaseAdapter):
         ctx, book = self.ctx, self.book
         if ctx is None or book is None:
             raise TurnFailed("the adapter has not started")
-        session = book.session_for(turn.context_id)
-        exists = await anyio.to_thread.run_sync(book.path, session) is not None
-        if not exists and book.known(turn.context_id):
-            log.warning(
-                "context %s: the CLI no longer has session %s; starting afresh",
-                turn.context_id,
-                session,
-            )
-            session = await anyio.to_thread.run_sync(book.start_afresh, turn.context_id)
-        elif not exists:
-            await anyio.to_thread.run_sync(book.remember, turn.context_id, session)
-        turn.session_id = session
-        where: dict[str, Any] = {"resume": session} if exists else {"session_id": session}
-        options = ClaudeAgentOptions(
-            **{k: v for k, v in self.options.items() if v is not None},
-            **where,
-            env={"CLAUDE_CONFIG_DIR": str(book.root)},
-            stderr=lambda line: log.debug("claude: %s", ctx.redact(line)),
-        )
         texts: list[str] = []
+        live: Live | None = None
+        settled = False  # the CLI's result arrived: it is idle and may be kept
         try:
             with anyio.fail_after(self.settings.turn_timeout):
-                # query() is an async generator: close it (and the CLI) when we leave early
-                events = cast("AsyncGenerator[Any, None]", query(prompt=prompt, options=options))
-                async with aclosing(events) as stream:
+                live = await self._open(ctx, book, turn.context_id)
+                live.busy = True
+                turn.session_id = live.session_id
+                await live.client.query(prompt)
+                async with aclosing(_responses(live.client)) as stream:
                     async for message in stream:
+                        if isinstance(message, ResultMessage):
+                            settled = True
                         answer = await self._handle(ctx, message, texts, progress, turn)
                         if answer is not None:
                             return answer
+        except anyio.get_cancelled_exc_class():
+            if live is not None and not settled:
+                with anyio.CancelScope(shield=True):
+                    settled = await self._interrupt(live)
+            raise
         except TimeoutError:
             ctx.report_error(TimeoutError(f"no answer within {self.settings.turn_timeout:.0f} s"))
             raise TurnFailed(
@@ -294,8 +429,12 @@ class ClaudeCodeAdapter(BaseAdapter):
             ctx.report_error(error)
             raise TurnFailed(f"Claude Code failed: {ctx.redact(str(error))[:300]}") from None
         finally:
-            with anyio.CancelScope(shield=True):
-                await _kill(session)  # a CLI still running after the turn is a leak
+            if live is not None:
+                live.busy, live.idle_since = False, time.monotonic()
+                if not settled or not self.settings.keep_alive_seconds:
+                    # still working (a refused key retried for minutes, a timeout) or not
+                    # kept: a CLI left running after its turn is a leak
+                    await self._close(live, kill=not settled)
         if texts:
             ctx.report_success()
             return "\n".join(texts)
@@ -498,13 +637,14 @@ class _Executor(AgentExecutor):
         return new_text_message(text, context_id=task.context_id, task_id=task.id)
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        """Stop the turn: its CLI process is killed, ``execute`` publishes ``canceled``."""
+        """Stop the turn: the turn interrupts its CLI (or kills one that does not
+        settle) and ``execute`` publishes ``canceled``."""
         turn = self.adapter.turns.get(context.task_id or "")
         if turn is None:
             return
         turn.cancelled = True
         turn.scope.cancel()
-        if turn.session_id:
-            await _kill(turn.session_id)
         with anyio.move_on_after(4):
             await turn.done.wait()
+        if not turn.done.is_set() and turn.session_id:
+            await _kill(turn.session_id)
