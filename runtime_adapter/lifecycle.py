@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import gc
 import logging
 import os
 import random
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
@@ -27,7 +29,7 @@ from typing import Any
 import anyio
 import httpx
 
-from . import telemetry
+from . import prefetch, telemetry
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import Advertisement, advertise, listen_port
 from .card import build_card, minimal_card
@@ -38,7 +40,7 @@ from .heartbeat import Heartbeat, RuntimeStatus
 from .logs import REDACTOR
 from .platform import PlatformClient
 from .reconcile import reconcile
-from .server import ServerState, build_app, serve
+from .server import ServerState, bind, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
 from .volume import TOKEN_FILE, WorkspaceConfig, wait_for_config
@@ -51,6 +53,14 @@ WATCH_INTERVAL = 1.0
 SHUTDOWN_BUDGET = 8.0
 
 
+def _collect_again() -> None:
+    """Turn the garbage collector back on if ``run`` turned it off for the boot; what the
+    boot built stays for the process's life, so it is frozen out of every collection."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 class Phase(enum.Enum):
     """Where the process is; transitions only go forward, except FAILED → BOOTING."""
 
@@ -61,6 +71,9 @@ class Phase(enum.Enum):
     STOPPING = "stopping"
     STOPPED = "stopped"
 
+
+# the server starts serving once the first register attempt is out, or after this long
+_SERVE_AFTER = 1.0
 
 _ALLOWED = {
     Phase.CREATED: {Phase.BOOTING, Phase.STOPPING},
@@ -167,6 +180,7 @@ class Runtime:
         self._starting: BaseAdapter | None = None  # an adapter whose start may be half done
         self.adapter_name = ""
         self._boot_reported = False
+        self._boot_work: set[str] = set()  # with the collector off until it is done
         self.exit_code = 0
         # a bad setting when WORKSPACE_ID and PLATFORM_URL are still usable: every boot
         # fails with it, and the process reports it instead of exiting (no crash loop)
@@ -286,13 +300,24 @@ class Runtime:
         for it, and its outcome reaches the platform as soon as it is known (§8)."""
 
         async def probe() -> None:
-            with _stage("probe"):
-                passed = await adapter.run_probe(context)
+            try:
+                with _stage("probe"):
+                    passed = await adapter.run_probe(context)
+            finally:
+                self._boot_work_done("probe")
             log.info("credential probe %s", "passed" if passed else "failed")
 
         if self._group is None:
             return
+        self._boot_work.add("probe")
         self._group.start_soon(probe)
+
+    def _boot_work_done(self, name: str) -> None:
+        """The first register and the first probe (its SDK import, ~1 s) run with the
+        garbage collector off when ``run`` turned it off; it comes back after both."""
+        self._boot_work.discard(name)
+        if not self._boot_work:
+            _collect_again()
 
     def _failed(self, error: Any, text: str) -> bool:
         self.health.record_failure(error)
@@ -399,6 +424,7 @@ class Runtime:
             try:
                 await self._main(stack, group, stopping)
             finally:
+                _collect_again()
                 await self._shutdown()
                 group.cancel_scope.cancel()
         self._enter(Phase.STOPPED)
@@ -407,45 +433,53 @@ class Runtime:
         self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: anyio.Event
     ) -> None:
         group.start_soon(self._signals, stopping)
-        booted = await self._unless(stopping, self.boot)
-        if stopping.is_set():
-            return
-        listening = True
-        try:
-            port = await group.start(serve, build_app(self.server_state), self.host, self._port())
-        except RuntimeAdapterError as error:
-            # reported before the process ends: a silent exit is what §2's incidents were
-            listening, port = False, self._port()
-            crash = replace(
-                classify(error, "runtime", redact=REDACTOR), kind="runtime_crash", severity="error"
-            )
-            self.health.record_failure(crash, operation="listen")
-            self.exit_code = 1
-            log.error("%s; reporting it and shutting down", error)
-        self.advertisement = await self._advertise(port)
-        self.url = self.advertisement.url
+        self._boot_work.add("register")
+        # the platform client first: building it imports httpcore and h11, which is
+        # quicker before the probe's import thread starts competing for the GIL
         tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
         client = await stack.enter_async_context(
             PlatformClient(
-                self.platform_url, self.workspace_id, tokens, transport=self.platform_transport
+                self.platform_url,
+                self.workspace_id,
+                tokens,
+                transport=self.platform_transport,
+                tls=prefetch.tls_context(),
             )
         )
+        booted = await self._unless(stopping, self.boot)
+        if stopping.is_set():
+            return
+        sock = None
+        try:
+            with _stage("listen"):
+                sock = bind(self.host, self._port())
+            port = sock.getsockname()[1]
+        except RuntimeAdapterError as error:
+            port = self._port()
+            self._cannot_listen(error)
+        self.advertisement = await self._advertise(port)
+        self.url = self.advertisement.url
         heartbeat = Heartbeat(
             client,
             self.health,
             url=self.url,
             card=self.card,
             interval=self.settings.heartbeat_interval_seconds,
+            backoff_cap=self.settings.heartbeat_backoff_cap_seconds,
             status=lambda: self.status,
             started=self.started,
         )
         self.heartbeat = heartbeat
-        if not listening:
+        if sock is None:
             with anyio.move_on_after(10):
                 await heartbeat.register_once()  # the last beat in the shutdown follows
             return
+        registered = anyio.Event()
+        group.start_soon(self._serve, sock, registered, stopping)
         with _stage("register"):
             await self._unless(stopping, lambda: group.start(heartbeat.run))
+        registered.set()
+        self._boot_work_done("register")
         await self._report_boot()
         group.start_soon(self._check_reachable)
         group.start_soon(self._recheck_credentials)
@@ -460,6 +494,29 @@ class Runtime:
                 )
             booted = await self._unless(stopping, self.boot)
         await stopping.wait()
+
+    async def _serve(
+        self, sock: socket.socket, registered: anyio.Event, stopping: anyio.Event
+    ) -> None:
+        """Serve the bound socket once the first register attempt is out (or after
+        ``_SERVE_AFTER`` at most): importing uvicorn then does not delay it. Until
+        then a connection waits in the listen backlog."""
+        with anyio.move_on_after(_SERVE_AFTER):
+            await registered.wait()
+        try:
+            await serve(build_app(self.server_state), sock)
+        except RuntimeAdapterError as error:
+            self._cannot_listen(error)
+            stopping.set()
+
+    def _cannot_listen(self, error: RuntimeAdapterError) -> None:
+        # reported before the process ends: a silent exit is what §2's incidents were
+        crash = replace(
+            classify(error, "runtime", redact=REDACTOR), kind="runtime_crash", severity="error"
+        )
+        self.health.record_failure(crash, operation="listen")
+        self.exit_code = 1
+        log.error("%s; reporting it and shutting down", error)
 
     async def _start_telemetry(self) -> None:
         """OpenTelemetry, when OTEL_* asks for it: the SDK imported in a worker thread,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -115,6 +116,7 @@ class PlatformClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = TIMEOUT,
         total: float = TOTAL_SECONDS,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.total = total
         self.base_url = base_url.rstrip("/")
@@ -125,6 +127,7 @@ class PlatformClient:
             base_url=self.base_url,
             transport=transport,
             timeout=timeout,
+            verify=tls if tls is not None else True,  # a verifying context, never off
             headers={
                 "User-Agent": f"runtime-adapter/{__version__}",
                 "X-Workspace-ID": workspace_id,

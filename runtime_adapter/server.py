@@ -3,18 +3,26 @@
 Served by uvicorn inside the lifecycle's task group (uvicorn's own signal
 handling is switched off: the lifecycle owns SIGTERM). The adapter's routes
 can be swapped at any time (a failed boot has none, a reboot brings them).
+
+Listening and serving are two steps: ``bind`` opens the listening socket at
+once (the kernel accepts connections from then on, and an address in use is
+known before anything is advertised); ``serve`` imports uvicorn (~80 ms with
+h11) and serves that socket, so the lifecycle can send the first register
+before paying for it. A connection that arrives in between waits in the
+backlog; it is not refused.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import socket
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import uvicorn
 from anyio.abc import TaskStatus
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,7 +34,7 @@ from . import telemetry
 from .errors import RuntimeAdapterError
 from .health import Health
 
-__all__ = ["ServerState", "build_app", "serve"]
+__all__ = ["ServerState", "bind", "build_app", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -99,60 +107,90 @@ def build_app(state: ServerState) -> Starlette:
     return app
 
 
-class _Server(uvicorn.Server):
-    @contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the lifecycle handles signals
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket on ``host:port`` (0: any free port), or the reason it cannot."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+        sock.setblocking(False)
+    except OSError as error:
+        sock.close()
+        raise RuntimeAdapterError(
+            f"cannot listen on {host}:{port} ({error.strerror or error})"
+        ) from None
+    log.info("listening on %s:%s", host, sock.getsockname()[1])
+    return sock
+
+
+def _server_class() -> Any:
+    uvicorn = importlib.import_module("uvicorn")
+
+    class _Server(uvicorn.Server):  # type: ignore[misc,name-defined]
+        @contextmanager
+        def capture_signals(self) -> Generator[None, None, None]:
+            yield  # the lifecycle handles signals
+
+    return uvicorn.Config, _Server
 
 
 async def serve(
-    app: Any, host: str, port: int, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    app: Any, sock: socket.socket, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
 ) -> None:
-    """Serve ``app`` until cancelled; ``task_status.started(port)`` once listening."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-        ws="none",
-        interface="asgi3",
-    )
-    server = _Server(config)
+    """Serve ``app`` on the bound ``sock`` until cancelled; ``task_status.started()``
+    once uvicorn serves. The socket is closed when serving ends, or if it never starts."""
+    try:
+        # uvicorn and h11 are imported in a worker thread: the loop keeps beating
+        config_class, server_class = await anyio.to_thread.run_sync(_server_class)
+        host, port = sock.getsockname()[:2]
+        config = config_class(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            ws="none",
+            interface="asgi3",
+        )
+        await anyio.to_thread.run_sync(config.load)  # imports the protocol classes
+        server = server_class(config)
+    except BaseException:
+        sock.close()
+        raise
     done = anyio.Event()
 
     async def run() -> None:
         try:
-            # shielded: uvicorn stops through should_exit, closing connections cleanly
             with anyio.CancelScope(shield=True):
-                await server.serve()
+                await server.serve(sockets=[sock])
         except SystemExit:
-            pass  # uvicorn exits when it cannot bind: reported below, as our error
+            pass  # uvicorn exits when it cannot start: reported below, as our error
         finally:
+            sock.close()
             done.set()
 
     failed = False
     async with anyio.create_task_group() as group:
         group.start_soon(run)
-        with anyio.fail_after(10):
-            # uvicorn exposes readiness only as a flag, not an event to wait on
-            while not server.started and not done.is_set():  # noqa: ASYNC110
-                await anyio.sleep(0.01)
-        failed = not server.started
-        if not failed:
-            bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-            log.info("listening on %s:%s", host, bound)
-            task_status.started(bound)
-            try:
+        try:
+            with anyio.move_on_after(10):
+                while not server.started and not done.is_set():  # noqa: ASYNC110
+                    await anyio.sleep(0.002)
+            failed = not server.started
+            if not failed:
+                task_status.started()
                 await anyio.sleep_forever()
-            finally:
-                server.should_exit = True
-                with anyio.CancelScope(shield=True):
-                    with anyio.move_on_after(3):
-                        await done.wait()
-                    server.force_exit = True
+        finally:
+            # also when cancelled while uvicorn starts: its shielded serve must be told
+            # to stop, or the task group would wait for it forever
+            server.should_exit = True
+            with anyio.CancelScope(shield=True):
+                with anyio.move_on_after(3):
                     await done.wait()
+                server.force_exit = True
+                await done.wait()
     if failed:
-        # raised outside the task group, so the caller sees this error, not a group
-        raise RuntimeAdapterError(f"cannot listen on {host}:{port} (address in use?)")
+        raise RuntimeAdapterError(f"cannot serve on {host}:{port}")
