@@ -107,6 +107,17 @@ class Settings(BaseSettings):
         validation_alias="HEARTBEAT_INTERVAL_SECONDS",
         description="a number of seconds from 1 to 3600",
     )
+    # DESIGN §7's cap on the failure backoff. A fleet's load on a platform that is down
+    # is about interval / (cap / 2) of its normal rate, and a workspace notices the
+    # platform is back within about one cap: a large fleet may trade the one for the
+    # other (bench/: cap 600 s gives 0.1x the load, and up to 10 min to come back).
+    heartbeat_backoff_cap_seconds: float = Field(
+        default=60.0,
+        ge=5.0,
+        le=3600.0,
+        validation_alias="HEARTBEAT_BACKOFF_CAP_SECONDS",
+        description="a number of seconds from 5 to 3600",
+    )
     deploy_mode: Literal["saas", "self-hosted"] | None = Field(
         default=None,
         validation_alias="MOLECULE_DEPLOY_MODE",
