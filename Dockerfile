@@ -5,6 +5,9 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
+# no bytecode written at run time (the root may be read-only): the image carries it,
+# compiled at build (compileall writes whatever this says); without it every start
+# compiled every module it imported
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -36,14 +39,17 @@ RUN python -m venv "$VIRTUAL_ENV" \
     && mkdir -p templates/claude-code/claude_code_adapter \
     && touch templates/claude-code/claude_code_adapter/__init__.py \
     && pip install --cert /etc/ssl/certs/ca-certificates.crt ".[claude-code]" ./templates/claude-code \
+    && python -m compileall -q -j 0 "$VIRTUAL_ENV/lib" \
     && rm -rf runtime_adapter templates
 
-# then the code itself: the only layer a source change rebuilds
+# then the code itself: the only layer a source change rebuilds; the copied sources go
+# once installed (from this directory they would shadow the installed, compiled package)
 COPY runtime_adapter/ runtime_adapter/
 COPY templates/claude-code/ templates/claude-code/
 RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps --force-reinstall \
         . ./templates/claude-code \
-    && rm -rf build ./*.egg-info templates/claude-code/build
+    && python -m compileall -q -j 0 "$VIRTUAL_ENV/lib" \
+    && rm -rf build ./*.egg-info runtime_adapter templates
 
 COPY entrypoint.sh /usr/local/bin/entrypoint.sh
 

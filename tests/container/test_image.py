@@ -175,6 +175,23 @@ def test_orphans_of_the_agents_tools_are_reaped(host: Host) -> None:
     assert "zombie" not in states, states
 
 
+def test_every_module_the_runtime_imports_is_precompiled(host: Host) -> None:
+    """PYTHONDONTWRITEBYTECODE and a read-only root mean nothing is cached at run time:
+    without bytecode in the image every start compiles every module it imports."""
+    script = (
+        "import importlib.util as u, sys, runtime_adapter.lifecycle, anthropic,"
+        " claude_code_adapter\n"
+        "files = [m.__file__ for m in list(sys.modules.values())"
+        " if getattr(m, '__file__', None) and m.__file__.endswith('.py')]\n"
+        "missing = [f for f in files if not __import__('os').path.exists(u.cache_from_source(f))]"
+        "\nprint(len(files), missing[:5])\n"
+    )
+    out = podman("run", "--rm", "--entrypoint", "python", IMAGE, "-c", script).stdout
+    count, _, missing = out.strip().partition(" ")
+    assert int(count) > 300
+    assert missing == "[]", out
+
+
 def test_read_only_root_with_a_tmpfs_for_tmp(host: Host) -> None:
     host.volume()
     name, port = host.run("--read-only", "--tmpfs", "/tmp")  # noqa: S108 - inside the container
