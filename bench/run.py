@@ -150,36 +150,57 @@ def _auth_failed_beat(emulator: PlatformEmulator, workspace: str) -> Any:
 # -- 1. import time and boot latency ---------------------------------------------------
 
 
+_RUN_IMPORTS = """
+import gc, time
+gc.disable()  # as `run` does until its first register
+started = time.perf_counter()
+import runtime_adapter.lifecycle, runtime_adapter.logs, runtime_adapter.settings
+print((time.perf_counter() - started) * 1000)
+"""
+
+
 def bench_import(runs: int) -> list[Row]:
-    rows = []
-    for module in ("runtime_adapter", "runtime_adapter.cli"):
-        samples = []
-        for _ in range(runs):
-            done = subprocess.run(
-                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            line = next(
-                line
-                for line in reversed(done.stderr.splitlines())
-                if line.rstrip().endswith(f"| {module}")
-            )
-            samples.append(int(line.split("|")[1]) / 1000)
-        median = statistics.median(samples)
-        rows.append(
-            Row(
-                "import",
-                f"import {module}",
-                median,
-                "ms",
-                "<= 150",
-                median <= 150,
-                _summary(samples),
-            )
+    """``import runtime_adapter`` (what a library user or test pays), and what ``run``
+    imports before its boot starts (the floor under the boot figure)."""
+    library, before_boot = [], []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import runtime_adapter"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
-    return rows
+        line = next(
+            line
+            for line in reversed(done.stderr.splitlines())
+            if line.rstrip().endswith("| runtime_adapter")
+        )
+        library.append(int(line.split("|")[1]) / 1000)
+        done = subprocess.run(
+            [sys.executable, "-c", _RUN_IMPORTS], capture_output=True, text=True, check=True
+        )
+        before_boot.append(float(done.stdout))
+    return [
+        Row(
+            "import",
+            "import runtime_adapter",
+            statistics.median(library),
+            "ms",
+            "<= 150",
+            statistics.median(library) <= 150,
+            _summary(library),
+        ),
+        Row(
+            "import",
+            "run's imports before its boot (lifecycle, settings, logs)",
+            statistics.median(before_boot),
+            "ms",
+            "-",
+            None,
+            _summary(before_boot) + "; collector off, as in run; pydantic(-settings), httpx, "
+            "anyio, yaml",
+        ),
+    ]
 
 
 def bench_boot(runs: int) -> list[Row]:
@@ -192,7 +213,8 @@ def bench_boot(runs: int) -> list[Row]:
                 config = "model: MiniMax-M2\n" if probe else "name: no LLM\n"
                 started = time.time()
                 with _runtime(workspace, url, llm_url if probe else None, config):
-                    call = _wait(partial(_first_register, emulator, workspace))
+                    # the emulator stamps the call; a slower poll only spares the CPU
+                    call = wait_until(partial(_first_register, emulator, workspace), 30, poll=0.02)
                 samples.append((call.time - started) * 1000)
         median = statistics.median(samples)
         rows.append(
@@ -367,7 +389,7 @@ def bench_otel(runs: int, seconds: float) -> list[Row]:
             workspace = f"bench-otel-{index}"
             started = time.time()
             with _runtime(workspace, url, llm_url, "model: MiniMax-M2\n", **otel):
-                call = _wait(partial(_first_register, emulator, workspace))
+                call = wait_until(partial(_first_register, emulator, workspace), 30, poll=0.02)
             samples.append((call.time - started) * 1000)
         median = statistics.median(samples)
         rows.append(
@@ -584,11 +606,14 @@ def bench_claude_code(contexts: int, warm: int) -> list[Row]:
             _summary(own) + "; prompt on stdin -> request at the LLM, no A2A",
         ),
     ]
-    for design, waits in (("live CLI per context", live), ("CLI per turn", spawn)):
+    for design, waits in (
+        ("live CLI per context", live),
+        ("CLI per turn", spawn),  # keep_alive_seconds: 0, the design before
+    ):
         for kind in ("cold", "warm"):
             median = statistics.median(waits[kind])
             target, met = "-", None
-            if kind == "warm":
+            if kind == "warm" and design == "live CLI per context":  # the template's default
                 target, met = f"<= {prep + 100:.0f} (own + 100)", median <= prep + 100
             rows.append(
                 Row(
@@ -614,6 +639,7 @@ def _start_fleet(
     emulator: PlatformEmulator,
     rng: random.Random,
     tmp: Path,
+    cap: float = 60.0,
 ) -> list[Heartbeat]:
     """``size`` heartbeat loops against ``emulator``, started at random moments of one
     interval (a fleet that was already running)."""
@@ -631,6 +657,7 @@ def _start_fleet(
             url=f"http://10.1.{index // 250}.{index % 250 + 1}:8000",
             card=lambda: {"name": "fleet", "description": "", "version": "1"},
             interval=30.0,
+            backoff_cap=cap,
             sleep=vt.sleep,
             clock=vt,
             rng=rng.random,
@@ -676,52 +703,70 @@ async def _fleet(size: int, outage: float) -> dict[str, float]:
     return {"peak": peak, "all_back": all_back}
 
 
-async def _fleet_outage(size: int, outage: float) -> dict[str, float]:
-    """A long outage: the request rate once it is 30 s old, and the peak after it ends."""
+async def _fleet_outage(size: int, outage: float, cap: float) -> dict[str, float]:
+    """A long outage: the request rate once it is 30 s old, the peak after it ends, and
+    how long until every loop has reached the platform again."""
     vt = VirtualTime()
     emulator = PlatformEmulator(clock=vt)
     with tempfile.TemporaryDirectory() as tmp:
         async with anyio.create_task_group() as group:
-            loops = _start_fleet(group, size, vt, emulator, random.Random(13), Path(tmp))
+            loops = _start_fleet(group, size, vt, emulator, random.Random(13), Path(tmp), cap)
             await vt.run_until(lambda: sum(b.beats_sent for b in loops) >= 3 * size)
             down_at = vt.now
             emulator.outage(outage)
             await vt.run_until(lambda: vt.now >= down_at + outage)
             back_at = vt.now
             sent = {id(b): b.beats_sent for b in loops}
-            await vt.run_until(lambda: all(b.beats_sent > sent[id(b)] for b in loops), limit=600)
+            await vt.run_until(
+                lambda: all(b.beats_sent > sent[id(b)] for b in loops), limit=cap * 2 + 60
+            )
+            all_back = vt.now - back_at
             group.cancel_scope.cancel()
     during = [c.time for c in emulator.calls if down_at + 30 <= c.time < back_at]
     rate = len(during) / max(1.0, back_at - down_at - 30)
     peak = _peak([c.time for c in emulator.calls if c.time >= back_at])
-    return {"ratio": rate / (size / 30.0), "peak": peak}
+    return {"ratio": rate / (size / 30.0), "peak": peak, "all_back": all_back}
 
 
 def bench_fleet(size: int) -> list[Row]:
     rows = []
-    started = time.monotonic()
-    long = anyio.run(_fleet_outage, size, 180.0)
-    wall = time.monotonic() - started
-    rows += [
-        Row(
-            "fleet",
-            f"outage load: req/s once 30 s old / normal ({size} loops, 180 s)",
-            round(long["ratio"], 3),
-            "x",
-            "<= 0.1",
-            long["ratio"] <= 0.1,
-            f"virtual time; {wall:.1f} s wall; heartbeat backoff cap 60 s (DESIGN §7)",
-        ),
-        Row(
-            "fleet",
-            f"peak requests in any 1 s after the outage ({size} loops)",
-            long["peak"],
-            "req",
-            f"<= {0.2 * size:.0f}",
-            long["peak"] <= 0.2 * size,
-            "virtual time; platform back with its state",
-        ),
-    ]
+    # DESIGN §7's default cap, then a cap that buys the 0.1x load: with independent loops
+    # the load during an outage (~ interval / (cap / 2)) and the time to notice the
+    # platform is back (~ cap) are one knob, so the two cannot both be small
+    for cap in (60.0, 600.0):
+        started = time.monotonic()
+        long = anyio.run(_fleet_outage, size, 180.0, cap)
+        wall = time.monotonic() - started
+        which = "DESIGN §7 default" if cap == 60 else "HEARTBEAT_BACKOFF_CAP_SECONDS=600"
+        rows += [
+            Row(
+                "fleet",
+                f"outage load: req/s once 30 s old / normal ({size} loops, 180 s, cap {cap:.0f})",
+                round(long["ratio"], 3),
+                "x",
+                "<= 0.1",
+                long["ratio"] <= 0.1,
+                f"virtual time; {wall:.1f} s wall; backoff cap {cap:.0f} s ({which})",
+            ),
+            Row(
+                "fleet",
+                f"platform back -> every loop reached it again (180 s outage, cap {cap:.0f})",
+                long["all_back"],
+                "s",
+                "-",
+                None,
+                "virtual time; the price of a larger cap",
+            ),
+            Row(
+                "fleet",
+                f"peak requests in any 1 s after the outage ({size} loops, cap {cap:.0f})",
+                long["peak"],
+                "req",
+                f"<= {0.2 * size:.0f}",
+                long["peak"] <= 0.2 * size,
+                "virtual time; platform back with its state",
+            ),
+        ]
     limit = 0.2 * size
     for outage, label in ((0.0, "restart"), (10.0, "10 s outage + restart")):
         started = time.monotonic()

@@ -37,7 +37,7 @@ def _options(llm_url: str, home: str, **extra: Any) -> ClaudeAgentOptions:
             for slot in ("MODEL", "DEFAULT_HAIKU_MODEL", "SMALL_FAST_MODEL", "DEFAULT_SONNET_MODEL")
         },
     }
-    return ClaudeAgentOptions(cwd=home, env=env, **extra)
+    return ClaudeAgentOptions(cwd=home, env=env, stderr=lambda _line: None, **extra)
 
 
 def _first_turn_request(llm: FakeLLM, before: int) -> float:

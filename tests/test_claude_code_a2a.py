@@ -294,10 +294,12 @@ async def test_a_context_keeps_its_cli_and_another_context_gets_its_own(
     await send(workspace.url, "first", context)
     first = cli_children(process)
     await send(workspace.url, "second", context)
-    assert cli_children(process) == first and len(first) == 1
+    assert cli_children(process) == first
+    assert len(first) == 1
     await send(workspace.url, "elsewhere", str(uuid.uuid4()))
     both = cli_children(process)
-    assert len(both) == 2 and first[0] in both
+    assert len(both) == 2
+    assert first[0] in both
 
 
 async def test_an_idle_cli_is_closed_and_the_next_message_resumes_the_session(
