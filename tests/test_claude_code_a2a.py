@@ -11,6 +11,8 @@ the runtime.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -300,6 +302,21 @@ async def test_a_context_keeps_its_cli_and_another_context_gets_its_own(
     both = cli_children(process)
     assert len(both) == 2
     assert first[0] in both
+
+
+async def test_a_kept_cli_killed_while_idle_is_replaced_and_the_message_answered(
+    workspace: Workspace,
+) -> None:
+    process = workspace.start()
+    context = str(uuid.uuid4())
+    await send(workspace.url, "remember the word zebra", context)
+    [kept] = cli_children(process)
+    os.kill(kept, signal.SIGKILL)  # the OOM killer, say
+    wait_for(lambda: kept not in cli_children(process), timeout=5)
+    task = final_task(await send(workspace.url, "which word?", context))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    said = [text for _, text in turns(workspace.llm)[-1].messages]
+    assert any("remember the word zebra" in text for text in said), said
 
 
 async def test_an_idle_cli_is_closed_and_the_next_message_resumes_the_session(

@@ -110,6 +110,7 @@ class Live:
     client: ClaudeSDKClient
     plan: object  # the env plan it started under: it holds that environment
     busy: bool = False
+    fresh: bool = True  # started for the current turn
     idle_since: float = field(default_factory=time.monotonic)
 
 
@@ -246,6 +247,7 @@ class ClaudeCodeAdapter(BaseAdapter):
         self.locks: dict[str, anyio.Lock] = {}
         self.turns: dict[str, Turn] = {}
         self.live: dict[str, Live] = {}  # least recently used first
+        self.stopped = False
 
     async def start(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
@@ -285,6 +287,7 @@ class ClaudeCodeAdapter(BaseAdapter):
 
     async def stop(self) -> None:
         """Cancel every running turn and close every live CLI; none outlives the runtime."""
+        self.stopped = True
         for turn in list(self.turns.values()):
             turn.cancelled = True
             turn.scope.cancel()
@@ -302,11 +305,12 @@ class ClaudeCodeAdapter(BaseAdapter):
         live = self.live.pop(context_id, None)
         if live is not None and live.plan is ctx.plan:
             self.live[context_id] = live  # most recently used
+            live.fresh = False
             return live
         if live is not None:  # started under an earlier provider plan: its env is stale
             log.info("context %s: provider plan changed; restarting its CLI", context_id)
             await self._close(live)
-        self._make_room()
+        await self._make_room()
         session = book.session_for(context_id)
         exists = await anyio.to_thread.run_sync(book.path, session) is not None
         if not exists and book.known(context_id):
@@ -330,17 +334,17 @@ class ClaudeCodeAdapter(BaseAdapter):
         self.live[context_id] = live
         return live
 
-    def _make_room(self) -> None:
-        """Close the least recently used idle CLIs beyond ``max_live_sessions`` - 1."""
+    async def _make_room(self) -> None:
+        """Close the least recently used idle CLIs beyond ``max_live_sessions`` - 1: in
+        the background (the new context's turn need not wait), else here."""
         idle = [live for live in self.live.values() if not live.busy]
         while idle and len(self.live) >= self.settings.max_live_sessions:
-            self._close_soon(idle.pop(0))
-
-    def _close_soon(self, live: Live) -> None:
-        self.live.pop(live.context_id, None)
-        ctx = self.ctx
-        if ctx is not None and ctx.spawn is not None:
-            ctx.start_soon(lambda: self._close(live))
+            live = idle.pop(0)
+            del self.live[live.context_id]
+            if self.ctx is not None and self.ctx.spawn is not None:
+                self.ctx.start_soon(partial(self._close, live))
+            else:
+                await self._close(live)
 
     async def _close(self, live: Live, *, kill: bool = False, grace: float = 3.0) -> None:
         """End a live CLI: its stdin closed, it saves the session and exits; killed
@@ -370,7 +374,7 @@ class ClaudeCodeAdapter(BaseAdapter):
     async def _close_idle(self) -> None:
         """Close CLIs idle for ``keep_alive_seconds``."""
         keep = self.settings.keep_alive_seconds
-        while True:
+        while not self.stopped:  # a reboot's new adapter has its own
             await anyio.sleep(min(max(keep / 4, 0.25), 15.0))
             now = time.monotonic()
             for live in list(self.live.values()):
@@ -407,7 +411,19 @@ class ClaudeCodeAdapter(BaseAdapter):
                 live = await self._open(ctx, book, turn.context_id)
                 live.busy = True
                 turn.session_id = live.session_id
-                await live.client.query(prompt)
+                try:
+                    await live.client.query(prompt)
+                except ClaudeSDKError:
+                    if live.fresh:
+                        raise
+                    # the kept CLI died while idle (killed, out of memory): start another
+                    log.warning(
+                        "context %s: its CLI had exited; starting it again", turn.context_id
+                    )
+                    await self._close(live, kill=True)
+                    live = await self._open(ctx, book, turn.context_id)
+                    live.busy = True
+                    await live.client.query(prompt)
                 async with aclosing(_responses(live.client)) as stream:
                     async for message in stream:
                         if isinstance(message, ResultMessage):
