@@ -107,10 +107,11 @@ class Settings(BaseSettings):
         validation_alias="HEARTBEAT_INTERVAL_SECONDS",
         description="a number of seconds from 1 to 3600",
     )
-    # DESIGN §7's cap on the failure backoff. A fleet's load on a platform that is down
-    # is about interval / (cap / 2) of its normal rate, and a workspace notices the
-    # platform is back within about one cap: a large fleet may trade the one for the
-    # other (bench/: cap 600 s gives 0.1x the load, and up to 10 min to come back).
+    # DESIGN §7's cap on the failure backoff. Late in an outage a fleet sends about
+    # interval / (cap / 2) of its normal rate, and a workspace notices the platform is
+    # back within about one cap: a large fleet may trade the one for the other (bench/:
+    # in a 3-minute outage cap 600 s gives 0.8x instead of 1.2x, the ramp from 1 s
+    # dominating, and ~9 minutes instead of one to come back).
     heartbeat_backoff_cap_seconds: float = Field(
         default=60.0,
         ge=5.0,
