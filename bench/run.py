@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -630,6 +631,97 @@ def bench_claude_code(contexts: int, warm: int) -> list[Row]:
     return rows
 
 
+# -- the image ------------------------------------------------------------------------
+
+
+def _podman() -> tuple[list[str], dict[str, str]] | None:
+    """podman and the environment scripts/container-test runs it with, if the image it
+    builds is there."""
+    podman = shutil.which("podman")
+    image = os.environ.get("RA_IMAGE", "localhost/runtime-adapter:test")
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - as container-test
+    conf = Path(runtime_dir) / "runtime-adapter" / "containers.conf"
+    env = {**os.environ, **({"CONTAINERS_CONF": str(conf)} if conf.is_file() else {})}
+    if podman is None:
+        return None
+    exists = subprocess.run([podman, "image", "exists", image], env=env, check=False)
+    return ([podman, image], env) if exists.returncode == 0 else None
+
+
+def bench_container(runs: int) -> list[Row]:
+    """``podman run`` of the built image (claude-code template) -> online at the platform
+    with the probe done, ``--network host`` against the emulator and the fake LLM."""
+    found = _podman()
+    if found is None:
+        return [
+            Row(
+                "container",
+                "podman run -> online, probe done",
+                0.0,
+                "ms",
+                "-",
+                None,
+                "skipped: no podman or no image (scripts/container-test builds it)",
+            )
+        ]
+    (podman, image), env = found
+    registered: list[float] = []
+    samples: list[float] = []
+    with _services() as (emulator, url, llm, llm_url), tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        for index in range(runs):
+            workspace, configs = f"bench-container-{index}", root / f"configs-{index}"
+            configs.mkdir()
+            (configs / "config.yaml").write_text("name: bench\nmodel: MiniMax-M2.7\n")
+            name = f"ra-bench-{index}-{os.getpid()}"
+            args = ["run", "-d", "--name", name, "--network", "host", "-v", f"{configs}:/configs"]
+            for variable, value in {
+                "WORKSPACE_ID": workspace,
+                "PLATFORM_URL": url,
+                "PORT": str(free_port()),
+                "MINIMAX_API_KEY": KEY,
+                "MINIMAX_BASE_URL": llm_url + "/anthropic",
+            }.items():
+                args += ["-e", f"{variable}={value}"]
+            probes = len(llm.requests)
+            started = time.time()
+            subprocess.run([podman, *args, image], env=env, check=True, capture_output=True)
+            try:
+
+                def online(w: str = workspace) -> bool:
+                    return (emulator.view(w) or {}).get("status") == "online"
+
+                _wait(online, timeout=60)
+                registered.append((time.time() - started) * 1000)
+                _wait(lambda: len(llm.requests) > probes, timeout=60)  # noqa: B023 - awaited here
+                samples.append((time.time() - started) * 1000)
+            finally:
+                subprocess.run(
+                    [podman, "rm", "-f", "-t", "0", name], env=env, check=False, capture_output=True
+                )
+    return [
+        Row(
+            "container",
+            "podman run -> online at the platform (claude-code image)",
+            statistics.median(registered),
+            "ms",
+            "-",
+            None,
+            _summary(registered) + "; includes podman's own start of the container",
+        ),
+        Row(
+            "container",
+            "podman run -> online, probe done (claude-code image)",
+            statistics.median(samples),
+            "ms",
+            "-",
+            None,
+            _summary(samples) + "; includes podman's own start of the container",
+        ),
+    ]
+
+
 # -- 5. fleet through a platform outage and restart ----------------------------------
 
 
@@ -806,6 +898,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "otel": lambda quick: bench_otel(3 if quick else 10, 5 if quick else 20),
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
+    "container": lambda quick: bench_container(2 if quick else 5),
 }
 
 
