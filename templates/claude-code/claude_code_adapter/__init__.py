@@ -409,28 +409,31 @@ class ClaudeCodeAdapter(BaseAdapter):
         try:
             with anyio.fail_after(self.settings.turn_timeout):
                 live = await self._open(ctx, book, turn.context_id)
-                live.busy = True
-                turn.session_id = live.session_id
-                try:
-                    await live.client.query(prompt)
-                except ClaudeSDKError:
-                    if live.fresh:
-                        raise
-                    # the kept CLI died while idle (killed, out of memory): start another
+                while True:
+                    live.busy = True
+                    turn.session_id = live.session_id
+                    heard = False  # anything of this turn from the CLI
+                    try:
+                        await live.client.query(prompt)
+                        async with aclosing(_responses(live.client)) as stream:
+                            async for message in stream:
+                                heard = True
+                                if isinstance(message, ResultMessage):
+                                    settled = True
+                                answer = await self._handle(ctx, message, texts, progress, turn)
+                                if answer is not None:
+                                    return answer
+                        break
+                    except ClaudeSDKError:
+                        if live.fresh or heard:
+                            raise
+                    # the kept CLI died while idle (killed, out of memory): its failure shows
+                    # at the write or as the first thing read; start another, once
                     log.warning(
                         "context %s: its CLI had exited; starting it again", turn.context_id
                     )
                     await self._close(live, kill=True)
                     live = await self._open(ctx, book, turn.context_id)
-                    live.busy = True
-                    await live.client.query(prompt)
-                async with aclosing(_responses(live.client)) as stream:
-                    async for message in stream:
-                        if isinstance(message, ResultMessage):
-                            settled = True
-                        answer = await self._handle(ctx, message, texts, progress, turn)
-                        if answer is not None:
-                            return answer
         except anyio.get_cancelled_exc_class():
             if live is not None and not settled:
                 with anyio.CancelScope(shield=True):
