@@ -205,19 +205,34 @@ def bench_import(runs: int) -> list[Row]:
     ]
 
 
+def _boot_times(
+    emulator: PlatformEmulator,
+    url: str,
+    llm_url: str | None,
+    runs: int,
+    name: str,
+    **extra: str,
+) -> list[float]:
+    """ms from exec to the first accepted register, ``runs`` times; with ``llm_url`` the
+    config names a model, so the credential probe runs."""
+    samples = []
+    config = "model: MiniMax-M2\n" if llm_url else "name: no LLM\n"
+    for index in range(runs):
+        workspace = f"{name}-{index}"
+        started = time.time()
+        with _runtime(workspace, url, llm_url, config, **extra):
+            # the emulator stamps the call; a slower poll only spares the CPU
+            call = wait_until(partial(_first_register, emulator, workspace), 30, poll=0.02)
+        samples.append((call.time - started) * 1000)
+    return samples
+
+
 def bench_boot(runs: int) -> list[Row]:
     rows = []
     for probe in (False, True):
-        samples = []
         with _services() as (emulator, url, _llm, llm_url):
-            for index in range(runs):
-                workspace = f"bench-boot-{int(probe)}-{index}"
-                config = "model: MiniMax-M2\n" if probe else "name: no LLM\n"
-                started = time.time()
-                with _runtime(workspace, url, llm_url if probe else None, config):
-                    # the emulator stamps the call; a slower poll only spares the CPU
-                    call = wait_until(partial(_first_register, emulator, workspace), 30, poll=0.02)
-                samples.append((call.time - started) * 1000)
+            name = f"bench-boot-{int(probe)}"
+            samples = _boot_times(emulator, url, llm_url if probe else None, runs, name)
         median = statistics.median(samples)
         rows.append(
             Row(
@@ -335,20 +350,27 @@ def _proc(pid: int) -> tuple[float, float]:
     return rss, (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _idle_window(
+    emulator: PlatformEmulator, url: str, workspace: str, seconds: float, **extra: str
+) -> tuple[float, float, float, int]:
+    """An idle runtime beating every second, watched for ``seconds`` once settled:
+    (RSS at the start, RSS at the end in MB, CPU ms per beat, beats)."""
+    with _runtime(
+        workspace, url, None, "name: idle\n", HEARTBEAT_INTERVAL_SECONDS="1", **extra
+    ) as process:
+        _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2)
+        time.sleep(3)
+        rss_start, cpu_start = _proc(process.pid)
+        beats_start = len(emulator.calls_to("/registry/heartbeat"))
+        time.sleep(seconds)
+        rss, cpu = _proc(process.pid)
+        beats = len(emulator.calls_to("/registry/heartbeat")) - beats_start
+    return rss_start, rss, (cpu - cpu_start) * 1000 / max(beats, 1), beats
+
+
 def bench_steady(seconds: float) -> list[Row]:
     with _services() as (emulator, url, _llm, _llm_url):
-        workspace = "bench-steady"
-        with _runtime(
-            workspace, url, None, "name: idle\n", HEARTBEAT_INTERVAL_SECONDS="1"
-        ) as process:
-            _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2)
-            time.sleep(3)
-            rss_start, cpu_start = _proc(process.pid)
-            beats_start = len(emulator.calls_to("/registry/heartbeat"))
-            time.sleep(seconds)
-            rss, cpu = _proc(process.pid)
-            beats = len(emulator.calls_to("/registry/heartbeat")) - beats_start
-    per_beat = (cpu - cpu_start) * 1000 / max(beats, 1)
+        rss_start, rss, per_beat, beats = _idle_window(emulator, url, "bench-steady", seconds)
     return [
         Row(
             "steady",
@@ -386,13 +408,7 @@ def bench_otel(runs: int, seconds: float) -> list[Row]:
     rows = []
     with serve_in_thread(sink) as otlp, _services() as (emulator, url, _llm, llm_url):
         otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp, "OTEL_METRIC_EXPORT_INTERVAL": "5000"}
-        samples = []
-        for index in range(runs):
-            workspace = f"bench-otel-{index}"
-            started = time.time()
-            with _runtime(workspace, url, llm_url, "model: MiniMax-M2\n", **otel):
-                call = wait_until(partial(_first_register, emulator, workspace), 30, poll=0.02)
-            samples.append((call.time - started) * 1000)
+        samples = _boot_times(emulator, url, llm_url, runs, "bench-otel", **otel)
         median = statistics.median(samples)
         rows.append(
             Row(
@@ -405,21 +421,12 @@ def bench_otel(runs: int, seconds: float) -> list[Row]:
                 _summary(samples),
             )
         )
-        with _runtime(
-            "bench-otel-steady", url, None, "name: idle\n", HEARTBEAT_INTERVAL_SECONDS="1", **otel
-        ) as process:
-            _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2)
-            time.sleep(3)
-            _, cpu_start = _proc(process.pid)
-            beats_start = len(emulator.calls_to("/registry/heartbeat"))
-            time.sleep(seconds)
-            rss, cpu = _proc(process.pid)
-            beats = len(emulator.calls_to("/registry/heartbeat")) - beats_start
+        _, rss, per_beat, beats = _idle_window(emulator, url, "bench-otel-steady", seconds, **otel)
     rows += [
         Row(
             "otel",
             "CPU per heartbeat (OTLP exporter on)",
-            (cpu - cpu_start) * 1000 / max(beats, 1),
+            per_beat,
             "ms",
             "-",
             None,
