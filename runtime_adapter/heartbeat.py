@@ -1,12 +1,12 @@
-"""Registration and the heartbeat loop (DESIGN §7).
+"""The heartbeat loop (DESIGN §7); registration itself is ``registration``'s.
 
 The first heartbeat goes right after the first register attempt, whatever its
-outcome; a refused or failed registration is retried in the background while
-heartbeats continue. Beats come every interval ±10 %, and within a second of a
-health change (coalesced, and at most one such beat per 2 s). A failed beat
-backs off with full jitter up to a cap, honouring ``Retry-After``. The loop
-never dies: an unexpected exception is logged and the loop goes on. Every beat
-carries the full state and the agent card.
+outcome; a refused or failed registration is retried in the background (by
+its ``Registration``) while heartbeats continue. Beats come every interval
+±10 %, and within a second of a health change (coalesced, and at most one
+such beat per 2 s). A failed beat backs off with jitter up to a cap,
+honouring ``Retry-After``. The loop never dies: an unexpected exception is
+logged and the loop goes on. Every beat carries the full state and the card.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from anyio.abc import TaskStatus
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never
 
 from . import telemetry
-from .card import minimal_card
 from .errors import (
     PlatformAuthError,
     PlatformError,
@@ -32,7 +31,8 @@ from .errors import (
     WorkspaceUnknown,
 )
 from .health import Health, classify
-from .platform import PlatformClient, PlatformWait, backoff_delay
+from .platform import PlatformClient, PlatformWait
+from .registration import Registration
 
 __all__ = ["Heartbeat", "RuntimeStatus", "heartbeat_body"]
 
@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 # sticky errors are kept per operation (§8): a beat's success never clears a refused
-# register, and a beat's failure never replaces it
-REGISTER, BEAT = "register", "heartbeat"
+# register (``REGISTER``), and a beat's failure never replaces it
+BEAT = "heartbeat"
 # at most one out-of-schedule beat per this many seconds: a fleet in a provider
 # brownout must not storm the platform
 MIN_UNSCHEDULED_GAP = 2.0
@@ -80,7 +80,7 @@ def heartbeat_body(
 
 
 class Heartbeat:
-    """Registers with the platform and heartbeats until cancelled.
+    """Schedules heartbeats until cancelled, after a first register by its ``Registration``.
 
     ``card`` and ``status`` are called for every beat, so the platform sees the
     current card and work. ``sleep``, ``clock`` and ``rng`` are injectable so
@@ -118,112 +118,44 @@ class Heartbeat:
         self._rng = rng
         # one uptime for heartbeats and /health: the process's start when given
         self._started = clock() if started is None else started
-        self.registered = False
+        self.registration = Registration(
+            client,
+            health,
+            url=url,
+            card=card,
+            cap=register_cap,
+            on_refused=self._register_refused,
+            sleep=sleep,
+            rng=rng,
+        )
         self.beats_sent = 0
-        self._registering = False
         self._last_unscheduled = -MIN_UNSCHEDULED_GAP
-        self._register_error: PlatformError | None = None
         self._urgent = False
         # how long re-registrations after a platform restart are spread over
         self.reregister_spread = min(10.0, interval / 3)
 
-    # -- registration -----------------------------------------------------------------
+    # -- registration (its own owner) -------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        return self.registration.registered
+
+    @registered.setter
+    def registered(self, value: bool) -> None:
+        self.registration.registered = value
 
     async def register_once(self) -> bool:
         """One register attempt; the outcome goes to ``health``; True on success."""
-        try:
-            await self._register()
-        except PlatformError:
-            return False
-        return True
+        return await self.registration.once()
 
     def safe_card(self) -> dict[str, Any]:
-        """The card, or a minimal one when the adapter's card callback raises: a bug in
-        ``skills()`` must not stop registration or heartbeats."""
-        try:
-            return self.card()
-        except Exception as error:
-            log.exception("building the agent card failed; sending a minimal card")
-            self.health.record_failure(classify(error, "runtime"), operation="card")
-            return minimal_card(self.client.workspace_id, self.url, "the card could not be built")
+        return self.registration.safe_card()
 
-    async def _register(self) -> None:
-        with telemetry.span("register", **{"url.full": self.url}) as current:
-            try:
-                await self._register_inner()
-            except PlatformError as error:
-                telemetry.set_attributes(
-                    current, **{"error.type": error.kind, "http.response.status_code": error.status}
-                )
-                raise
-
-    async def _register_inner(self) -> None:
-        try:
-            issued = await self.client.register(self.url, self.safe_card())
-        except PlatformError as error:
-            self._register_error = error
-            self.health.record_failure(classify(error, "platform"), operation=REGISTER)
-            log.warning("register as %s failed: %s", self.url, error)
-            if not isinstance(error, PlatformAuthError):
-                # older platforms read the card only from register and update-card
-                try:
-                    await self.client.update_card(self.safe_card())
-                except PlatformError as card_error:
-                    log.info("update-card after a failed register failed: %s", card_error)
-            if isinstance(error, PlatformRejected):
-                # the refusal stamped a failure marker on the platform: a card-bearing
-                # heartbeat right away clears it, instead of degraded until the next beat
-                self._urgent = True
-                self.health.poke()
-            raise
-        self.registered = True
-        self._register_error = None
-        self.health.record_success("platform", operation=REGISTER)
-        log.info("registered as %s%s", self.url, " (token issued)" if issued else "")
-
-    async def _register_until_done(self, spread: float | None = None) -> None:
-        """Register in the background, with backoff, until it succeeds. The first try
-        waits a random part of ``spread`` seconds (default: the first backoff step)."""
-        if self._registering:
-            return
-        self._registering = True
-        try:
-            if spread is None:
-                # the attempt that just failed counts as the first: wait before the next
-                await self._sleep(backoff_delay(0, cap=self.register_cap, rng=self._rng))
-            else:
-                await self._sleep(spread * self._rng())
-            retrying = AsyncRetrying(
-                retry=retry_if_exception_type(PlatformError),
-                wait=PlatformWait(cap=self.register_cap, rng=self._rng),
-                stop=stop_never,
-                sleep=self._wait_to_register,
-                reraise=True,
-            )
-            async for attempt in retrying:
-                with attempt:
-                    if not self.registered:
-                        await self._register()
-        finally:
-            self._registering = False
-
-    async def _wait_to_register(self, delay: float) -> None:
-        """The backoff before the next register; after a 401 (the provisioner's token
-        file has not arrived yet, §7) it ends early when the token file changes."""
-        if not isinstance(self._register_error, PlatformAuthError):
-            await self._sleep(delay)
-            return
-        tokens = self.client.tokens
-        before = tokens.fingerprint
-        waited = 0.0
-        while waited < delay:
-            step = min(1.0, delay - waited)
-            await self._sleep(step)
-            waited += step
-            await anyio.to_thread.run_sync(tokens.refresh)
-            if tokens.fingerprint != before:
-                log.info("the token file changed; registering again now")
-                return
+    def _register_refused(self) -> None:
+        # the refusal stamped a failure marker on the platform: a card-bearing heartbeat
+        # right away clears it, instead of degraded until the next beat
+        self._urgent = True
+        self.health.poke()
 
     # -- heartbeats -------------------------------------------------------------------
 
@@ -304,7 +236,7 @@ class Heartbeat:
         register attempt."""
         async with anyio.create_task_group() as group:
             if not await self.register_once():
-                group.start_soon(self._register_until_done)
+                group.start_soon(self.registration.until_done)
             task_status.started()
             while True:
                 version = self.health.version
@@ -315,7 +247,7 @@ class Heartbeat:
                     # register again after a jittered pause, not all at the same instant
                     log.warning("the platform does not know this workspace; registering again")
                     self.registered = False
-                    group.start_soon(self._register_until_done, self.reregister_spread)
+                    group.start_soon(self.registration.until_done, self.reregister_spread)
                 except PlatformRejected as error:
                     # a 4xx other than 401/404/408/429: not retried in a tight loop
                     self.health.record_failure(classify(error, "platform"), operation=BEAT)

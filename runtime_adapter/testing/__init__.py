@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._serve import free_port, serve_in_thread, wait_until
     from .conformance import check_adapter
     from .echo import EchoAdapter
-    from .fake_llm import FakeLLM, LLMRequest
+    from .fake_llm import FakeLLM, LLMRequest, ToolUse, last_user_text
     from .platform import Fault, PlatformCall, PlatformEmulator, WorkspaceRecord
     from .virtual_time import VirtualTime
 
@@ -36,6 +36,8 @@ _WHERE = {
     "EchoAdapter": ".echo",
     "FakeLLM": ".fake_llm",
     "LLMRequest": ".fake_llm",
+    "ToolUse": ".fake_llm",
+    "last_user_text": ".fake_llm",
     "Fault": ".platform",
     "PlatformCall": ".platform",
     "PlatformEmulator": ".platform",
@@ -50,10 +52,12 @@ __all__ = [
     "LLMRequest",
     "PlatformCall",
     "PlatformEmulator",
+    "ToolUse",
     "VirtualTime",
     "WorkspaceRecord",
     "check_adapter",
     "free_port",
+    "last_user_text",
     "message_send",
     "mock_platform",
     "serve_in_thread",

@@ -3,7 +3,10 @@
 Credentials are recorded as fingerprints only, so a test can compare them
 with the key it set without the key ever appearing in test output. The
 fake answers like the real API: a message (JSON, or SSE when ``stream`` is
-true), or, when told to refuse, a 401 ``authentication_error``.
+true), or, when told to refuse, a 401 ``authentication_error``. A ``script``
+plays a model: it sees each request's body and answers with text or a
+``ToolUse``, which makes the real Claude Code CLI run its real tool and send
+the tool's result in its next request.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +27,44 @@ from starlette.routing import Route
 
 from ..errors import fingerprint
 
-__all__ = ["FakeLLM", "LLMRequest"]
+__all__ = ["FakeLLM", "LLMRequest", "ToolUse", "last_user_text"]
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """A scripted answer that calls a tool: ``ToolUse("Bash", {"command": "env"})``."""
+
+    name: str
+    input: dict[str, Any]
+
+
+# what a script answers: the text, or a tool call (text before it is allowed)
+Reply = str | ToolUse
+Script = Callable[[dict[str, Any]], Reply]
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the request's last user message, tool results included (a script's
+    usual question: what did the CLI just send?)."""
+    messages = body.get("messages") or []
+    if not messages or not isinstance(messages[-1], dict):
+        return ""
+    content = messages[-1].get("content")
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text":
+            texts.append(str(part.get("text", "")))
+        elif part.get("type") == "tool_result":
+            inner = part.get("content")
+            if isinstance(inner, list):
+                texts += [str(i.get("text", "")) for i in inner if isinstance(i, dict)]
+            else:
+                texts.append(str(inner or ""))
+    return "\n".join(texts)
 
 
 @dataclass(frozen=True)
@@ -76,6 +116,7 @@ class FakeLLM:
         error_status: int | None = None,
         echo_credential: bool = False,
         delay: float = 0.0,
+        script: Script | None = None,
     ):
         self.reply = reply
         self.refuse_key = refuse_key
@@ -84,6 +125,7 @@ class FakeLLM:
         # redaction against
         self.echo_credential = echo_credential
         self.delay = delay  # seconds before answering: a slow provider
+        self.script = script  # plays the model: a text or a tool call per request
         self._fail_first: list[int] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -213,9 +255,24 @@ class FakeLLM:
         model = str(body.get("model") or "fake-model")
         message_id = f"msg_{uuid.uuid4().hex[:24]}"
         usage = {"input_tokens": 1, "output_tokens": 1}
+        reply = self.script(body) if self.script is not None else self.reply
+        content: list[dict[str, Any]] = []
+        if isinstance(reply, ToolUse):
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                    "name": reply.name,
+                    "input": reply.input,
+                }
+            )
+        else:
+            content.append({"type": "text", "text": reply})
+        stop = "tool_use" if isinstance(reply, ToolUse) else "end_turn"
         if body.get("stream"):
             return StreamingResponse(
-                self._events(message_id, model, usage), media_type="text/event-stream"
+                self._events(message_id, model, usage, content, stop),
+                media_type="text/event-stream",
             )
         return JSONResponse(
             {
@@ -223,15 +280,20 @@ class FakeLLM:
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [{"type": "text", "text": self.reply}],
-                "stop_reason": "end_turn",
+                "content": content,
+                "stop_reason": stop,
                 "stop_sequence": None,
                 "usage": usage,
             }
         )
 
     async def _events(
-        self, message_id: str, model: str, usage: dict[str, int]
+        self,
+        message_id: str,
+        model: str,
+        usage: dict[str, int],
+        content: list[dict[str, Any]],
+        stop: str,
     ) -> AsyncIterator[bytes]:
         def event(name: str, data: dict[str, Any]) -> bytes:
             return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
@@ -247,28 +309,25 @@ class FakeLLM:
             "usage": usage,
         }
         yield event("message_start", {"type": "message_start", "message": start})
-        yield event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
-        yield event(
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": self.reply},
-            },
-        )
-        yield event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        for index, block in enumerate(content):
+            if block["type"] == "tool_use":
+                opened = {**block, "input": {}}
+                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+            else:
+                opened = {"type": "text", "text": ""}
+                delta = {"type": "text_delta", "text": block["text"]}
+            yield event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": opened},
+            )
+            moved = {"type": "content_block_delta", "index": index, "delta": delta}
+            yield event("content_block_delta", moved)
+            yield event("content_block_stop", {"type": "content_block_stop", "index": index})
         yield event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "delta": {"stop_reason": stop, "stop_sequence": None},
                 "usage": {"output_tokens": 1},
             },
         )
