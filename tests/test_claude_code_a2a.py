@@ -11,6 +11,7 @@ the runtime.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -39,7 +40,14 @@ from a2a.types import (
 )
 
 from runtime_adapter import fingerprint
-from runtime_adapter.testing import FakeLLM, PlatformEmulator, free_port, serve_in_thread
+from runtime_adapter.testing import (
+    FakeLLM,
+    PlatformEmulator,
+    ToolUse,
+    free_port,
+    last_user_text,
+    serve_in_thread,
+)
 
 from .harness import KEY, WS, Process, wait_for
 from .test_claude_cli import CLI
@@ -67,7 +75,9 @@ class Workspace:
     root: Path
     processes: list[Process] = field(default_factory=list)
 
-    def start(self, runtime_config: str = "", **env: str) -> Process:
+    def start(
+        self, runtime_config: str = "", *, permission_mode: str | None = None, **env: str
+    ) -> Process:
         configs = self.root / "configs"
         configs.mkdir(exist_ok=True)
         (self.root / "workspace").mkdir(exist_ok=True)
@@ -76,6 +86,11 @@ class Workspace:
             .read_text()
             .replace("runtime_config:\n", "runtime_config:\n" + runtime_config, 1)
         )
+        if permission_mode is not None:  # the real tools run without asking (as root: sandbox)
+            config = config.replace(
+                "permission_mode: acceptEdits", f"permission_mode: {permission_mode}"
+            )
+            env.setdefault("IS_SANDBOX", "1")
         (configs / "config.yaml").write_text(config)
         (configs / "system-prompt.md").write_text((TEMPLATE / "system-prompt.md").read_text())
         home = self.root / f"home-{len(self.processes)}"  # a fresh, empty $HOME each time
@@ -459,3 +474,88 @@ async def test_stop_cancels_running_turns_and_leaves_no_cli_behind(workspace: Wo
     assert process.stop() == 0
     assert process.stopped_in < 10
     assert leftover_clis(workspace.root) == []
+
+
+def questions(body: dict[str, Any]) -> str | ToolUse:
+    """A model for the stale-answer test: the first question starts a background job;
+    each other question has its own answer; a job's notification gets a stale one."""
+    if not body.get("stream"):
+        return "a title"  # the CLI's side requests (titles, summaries)
+    said = last_user_text(body)
+    if "task-notification" in said:
+        return "A STALE ANSWER TO NOBODY"
+    if "first question" in said:
+        job = {"command": "sleep 1; echo job done", "run_in_background": True}
+        return ToolUse("Bash", {**job, "description": "a background job"})
+    for word in ("second", "third"):
+        if f"{word} question" in said:
+            return f"ANSWER TO THE {word.upper()} QUESTION"
+    return "ANSWER TO THE FIRST QUESTION"  # the job's start came back as the tool result
+
+
+def notified(llm: FakeLLM) -> bool:
+    return any("task-notification" in text for r in llm.requests for _, text in r.messages)
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["prevented", "allowed"])
+async def test_a_background_job_finishing_between_messages_never_shifts_the_answers(
+    workspace: Workspace, background: bool
+) -> None:
+    """A kept CLI runs a turn of its own when a background job ends; its result is
+    drained, never taken as the next message's answer (and by default the CLI may not
+    start background jobs at all)."""
+    workspace.llm.script = questions
+    settings = "  background_tasks: true\n" if background else ""
+    workspace.start(settings, permission_mode="bypassPermissions")
+    context = str(uuid.uuid4())
+    first = final_task(await send(workspace.url, "the first question", context))
+    assert answer_text(first) == "ANSWER TO THE FIRST QUESTION"
+    if background:  # the job ends and the CLI asks the LLM about it by itself
+        wait_for(lambda: notified(workspace.llm), timeout=30)
+    else:
+        await anyio.sleep(3)  # the job would have ended by now
+        assert not notified(workspace.llm)
+    for word in ("second", "third"):
+        task = final_task(await send(workspace.url, f"the {word} question", context))
+        assert task.status.state == TaskState.TASK_STATE_COMPLETED
+        assert answer_text(task) == f"ANSWER TO THE {word.upper()} QUESTION"
+
+
+async def test_a_message_while_its_contexts_cli_is_still_exiting_is_answered(
+    workspace: Workspace,
+) -> None:
+    """Closing an idle CLI that is slow to exit (a 6 s SessionEnd hook) signals that CLI
+    only: the replacement started meanwhile for the same session answers and lives on."""
+    marks = workspace.root / "marks"
+    marks.mkdir()
+    # the first session end takes 6 s; the CLI runs its hooks in a session of their own
+    hook = f"cd {marks}; [ -e ending ] && exit 0; touch ending; sleep 6; touch ended"
+    project = workspace.root / "workspace" / ".claude"
+    project.mkdir(parents=True)
+    (project / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    "SessionEnd": [{"hooks": [{"type": "command", "command": hook, "timeout": 10}]}]
+                }
+            }
+        )
+    )
+    # the CLI gives SessionEnd hooks a short budget unless told otherwise
+    process = workspace.start(
+        "  keep_alive_seconds: 1\n", CLAUDE_CODE_SESSIONEND_HOOKS_TIMEOUT_MS="10000"
+    )
+    context = str(uuid.uuid4())
+    await send(workspace.url, "remember the word zebra", context)
+    [closing] = cli_children(process)
+    wait_for(lambda: (marks / "ending").exists(), timeout=15)  # idle: its close began
+    workspace.llm.delay = 4.0  # the next turn spans the moment the closing CLI is killed
+    task = final_task(await send(workspace.url, "which word?", context))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED, task.status
+    [replacement] = [pid for pid in cli_children(process) if pid != closing]
+    wait_for(lambda: closing not in cli_children(process), timeout=10)
+    workspace.llm.delay = 0.0
+    task = final_task(await send(workspace.url, "and again?", context))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert cli_children(process) == [replacement]  # the same CLI, never signalled
+    wait_for(lambda: (marks / "ended").exists(), timeout=15)

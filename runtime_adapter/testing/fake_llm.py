@@ -46,10 +46,12 @@ Script = Callable[[dict[str, Any]], Reply]
 def last_user_text(body: dict[str, Any]) -> str:
     """The text of the request's last user message, tool results included (a script's
     usual question: what did the CLI just send?)."""
-    messages = body.get("messages") or []
-    if not messages or not isinstance(messages[-1], dict):
+    users = [
+        m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"
+    ]
+    if not users:
         return ""
-    content = messages[-1].get("content")
+    content = users[-1].get("content")
     if isinstance(content, str):
         return content
     texts: list[str] = []

@@ -1,0 +1,107 @@
+"""The template's ``runtime_config``, validated (a bad value is a config error naming
+the field), and where its sessions live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime_adapter import AdapterContext, ConfigError
+
+__all__ = ["Settings", "load_settings", "sessions_root"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``runtime_config`` of the template."""
+
+    max_turns: int = 30
+    turn_timeout: float = 900.0
+    max_concurrent_turns: int = 4
+    permission_mode: str | None = None
+    system_prompt_file: str = "system-prompt.md"
+    sessions_dir: str | None = None
+    keep_alive_seconds: float = 600.0  # 0: a CLI per turn
+    max_live_sessions: int = 4  # never below max_concurrent_turns
+    # the CLI's background jobs and scheduled prompts start turns of its own, with no
+    # caller to answer: off unless asked for
+    background_tasks: bool = False
+
+
+def _number(
+    raw: dict[str, Any], key: str, default: float, ctx: AdapterContext, *, integer: bool
+) -> float:
+    value = raw.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+        if isinstance(value, bool) or number <= 0:
+            raise ValueError
+    except (TypeError, ValueError):
+        config = ctx.config
+        line, column = config.position("runtime_config", key)
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(
+            f"runtime_config.{key} in {config.file or 'config.yaml'} must be {kind} above 0",
+            hint=f"set runtime_config.{key} to {kind} such as {default:g}, or remove it",
+            file=config.file,
+            line=line,
+            column=column,
+            field=f"runtime_config.{key}",
+        ) from None
+    return number
+
+
+def _flag(raw: dict[str, Any], key: str, ctx: AdapterContext) -> bool:
+    value = raw.get(key)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    config = ctx.config
+    line, column = config.position("runtime_config", key)
+    raise ConfigError(
+        f"runtime_config.{key} in {config.file or 'config.yaml'} must be true or false",
+        hint=f"set runtime_config.{key} to true or false, or remove it",
+        file=config.file,
+        line=line,
+        column=column,
+        field=f"runtime_config.{key}",
+    )
+
+
+def load_settings(ctx: AdapterContext) -> Settings:
+    raw = dict(ctx.config.runtime_config.model_extra or {})
+    concurrent = int(_number(raw, "max_concurrent_turns", 4, ctx, integer=True))
+    if raw.get("keep_alive_seconds") in (0, "0"):
+        keep_alive = 0.0
+    else:
+        keep_alive = float(_number(raw, "keep_alive_seconds", 600.0, ctx, integer=False))
+    live = int(_number(raw, "max_live_sessions", concurrent, ctx, integer=True))
+    return Settings(
+        max_turns=int(_number(raw, "max_turns", 30, ctx, integer=True)),
+        turn_timeout=float(_number(raw, "turn_timeout", 900.0, ctx, integer=False)),
+        max_concurrent_turns=concurrent,
+        permission_mode=str(raw["permission_mode"]) if raw.get("permission_mode") else None,
+        system_prompt_file=str(raw.get("system_prompt_file") or "system-prompt.md"),
+        sessions_dir=str(raw["sessions_dir"]) if raw.get("sessions_dir") else None,
+        keep_alive_seconds=keep_alive,
+        # every running turn has its CLI: fewer live CLIs than turns would thrash
+        max_live_sessions=max(live, concurrent),
+        background_tasks=_flag(raw, "background_tasks", ctx),
+    )
+
+
+def sessions_root(ctx: AdapterContext, settings: Settings) -> Path:
+    """Where sessions live: ``runtime_config.sessions_dir``, else the workspace volume,
+    else the config volume; never only ``$HOME``, which a re-created container loses."""
+    if settings.sessions_dir:
+        given = Path(settings.sessions_dir)
+        return given if given.is_absolute() else ctx.settings.config_path / given
+    workspace = Path(os.environ.get("WORKSPACE_DIR", "/workspace"))
+    if workspace.is_dir() and os.access(workspace, os.W_OK):
+        return workspace / ".claude-code"
+    return ctx.settings.config_path / ".claude-code"
