@@ -10,6 +10,7 @@ missed target is reported, never hidden.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -895,6 +897,61 @@ def bench_fleet(size: int) -> list[Row]:
     return rows
 
 
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_bounded(messages: int, contexts: int) -> list[Row]:
+    """What the claude-code template keeps per context, after ``messages`` in
+    ``contexts``: the sessions book (memory and its journal) and the per-context locks;
+    then ten times the book's bound of new contexts, to show the bound holds."""
+    from claude_code_adapter.executor import ContextLocks
+    from claude_code_adapter.sessions import SessionBook
+
+    async def traffic(book: SessionBook, locks: ContextLocks, ids: list[str]) -> None:
+        for n in range(messages):
+            context = ids[n % len(ids)]
+            async with locks.hold(context):
+                book.remember(context, book.session_for(context))
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as root:
+        gc.collect()
+        before = _rss_mb()
+        book, locks = SessionBook(Path(root) / "s"), ContextLocks()
+        anyio.run(traffic, book, locks, [str(uuid.uuid4()) for _ in range(contexts)])
+        gc.collect()
+        journal = (Path(root) / "s" / "contexts.jsonl").stat().st_size / 1024
+        rows.append(
+            Row(
+                "bounded",
+                f"{messages:,} messages in {contexts:,} contexts: RSS growth",
+                round(_rss_mb() - before, 1),
+                "MB",
+                "<= 10",
+                _rss_mb() - before <= 10,
+                f"book {len(book)} contexts, journal {journal:.0f} KB, locks held {len(locks)}",
+            )
+        )
+        limit = 1000
+        small = SessionBook(Path(root) / "t", limit=limit)
+        for _ in range(10 * limit):
+            small.remember(str(uuid.uuid4()), str(uuid.uuid4()))
+        size = (Path(root) / "t" / "contexts.jsonl").stat().st_size / 1024
+        rows.append(
+            Row(
+                "bounded",
+                f"sessions book after {10 * limit:,} new contexts, bound {limit:,}",
+                len(small),
+                "contexts",
+                f"<= {limit}",
+                len(small) <= limit,
+                f"journal {size:.0f} KB (at most twice the bound's lines before compaction)",
+            )
+        )
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "import": lambda quick: bench_import(3 if quick else 7),
     "boot": lambda quick: bench_boot(3 if quick else 10),
@@ -905,6 +962,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "otel": lambda quick: bench_otel(3 if quick else 10, 5 if quick else 20),
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
+    "bounded": lambda quick: bench_bounded(10_000, 2_000),
     "container": lambda quick: bench_container(2 if quick else 5),
 }
 
