@@ -1,51 +1,50 @@
-"""The container main process: boot, serve, register, heartbeat, shut down (DESIGN §9).
+"""The supervisor of the container main process (DESIGN §9): ``Runtime``.
 
-Boot stages run in order, each logged with its duration: volume, env plan,
-apply, adapter load, probe, adapter start, then server listen, advertise,
-register and heartbeat. A boot that fails on the volume, the env plan or
-the adapter does not end the process: it serves ``/health`` 503, registers
-with a minimal card, heartbeats the structured error with ``runtime_state:
-"wedged"``, and boots again when the config volume or secrets directory
-changes. SIGTERM/SIGINT: a last heartbeat, a bounded adapter stop, exit 0.
+It runs one boot attempt at a time (``boot.Boot``), wires the platform
+(advertise, register, heartbeats), serves, re-checks credentials while
+running (``watch.CredentialCheck``), and owns the one shutdown. A boot that
+fails on the volume, the env plan or the adapter does not end the process:
+it serves ``/health`` 503, registers with a minimal card, heartbeats the
+structured error with ``runtime_state: "wedged"``, and boots again when the
+config volume or secrets directory changes. SIGTERM/SIGINT: a last
+heartbeat, a bounded adapter stop, exit 0. Steps are raced against the stop
+request with cancel scopes (``Stopping.guard``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import gc
 import logging
-import os
-import random
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 
 from . import prefetch, telemetry
-from .adapter import AdapterContext, BaseAdapter, discover_adapter
+from .adapter import AdapterContext, BaseAdapter
 from .advertise import Advertisement, advertise, listen_port
+from .boot import Boot, BootFailed, Stages, stop_adapter
 from .card import build_card, minimal_card
-from .envplan import EnvPlan, apply_plan
+from .envplan import EnvPlan
 from .errors import ConfigError, RuntimeAdapterError
 from .health import Health, classify
 from .heartbeat import Heartbeat, RuntimeStatus
 from .logs import REDACTOR
 from .platform import PlatformClient
-from .reconcile import reconcile
 from .server import ServerState, bind, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
-from .volume import TOKEN_FILE, WorkspaceConfig, wait_for_config
+from .volume import WorkspaceConfig
+from .watch import CredentialCheck, wait_for_change
 
-__all__ = ["Phase", "Runtime"]
+__all__ = ["Phase", "Runtime", "Stopping"]
 
 log = logging.getLogger(__name__)
 
@@ -85,57 +84,38 @@ _ALLOWED = {
 }
 
 
-# (stage, start ns, end ns, outcome) of the boot, for telemetry once it is set up
-_STAGES: list[tuple[str, int, int, str]] = []
+class Stopping:
+    """The stop request, and the cancel scopes of the steps it ends.
 
+    ``with stopping.guard(): await step()`` runs the step until it returns or the stop
+    is requested, whichever comes first: ``set()`` cancels every guarded scope.
+    """
 
-@contextmanager
-def _stage(name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    wall = time.time_ns()
-    outcome = "failed"
-    try:
-        yield
-        outcome = "done"
-    finally:
-        _STAGES.append((name, wall, time.time_ns(), outcome))
-        elapsed = (time.perf_counter() - started) * 1000
-        log.info(
-            "boot stage %s %s in %.0f ms",
-            name,
-            outcome,
-            elapsed,
-            extra={"stage": name, "duration_ms": round(elapsed, 1)},
-        )
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+        self._scopes: set[anyio.CancelScope] = set()
 
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
-def _signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
-    """What changed on the volume or in the secrets dir: names, sizes, mtimes (2 levels)."""
-    entries: list[tuple[str, int, int]] = []
-    for root in roots:
-        if root is None:
-            continue
-        try:
-            if not root.is_dir():
-                stat = root.stat()
-                entries.append((str(root), stat.st_size, stat.st_mtime_ns))
-                continue
-            children = list(root.iterdir())
-        except OSError:
-            entries.append((str(root), -1, -1))
-            continue
-        for child in children:
-            paths = [child]
-            if child.is_dir() and not child.is_symlink():
-                with contextlib.suppress(OSError):
-                    paths += list(child.iterdir())
-            for path in paths:
-                try:
-                    stat = path.stat()
-                except OSError:
-                    continue
-                entries.append((str(path), stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(entries))
+    def set(self) -> None:
+        self._event.set()
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+    @contextmanager
+    def guard(self) -> Iterator[anyio.CancelScope]:
+        with anyio.CancelScope() as scope:
+            if self._event.is_set():
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)
 
 
 class Runtime:
@@ -177,7 +157,7 @@ class Runtime:
         self.server_state = ServerState(self.health, self.card, details=self._details)
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
-        self._starting: BaseAdapter | None = None  # an adapter whose start may be half done
+        self._boot: Boot | None = None  # the current or last boot attempt
         self.adapter_name = ""
         self._boot_reported = False
         self._boot_work: set[str] = set()  # with the collector off until it is done
@@ -221,87 +201,53 @@ class Runtime:
     # -- boot -------------------------------------------------------------------------
 
     async def boot(self) -> bool:
-        """One boot attempt: volume, env plan, apply, adapter, probe, start. True on success."""
+        """One boot attempt (``boot.Boot``), its outcome taken over here. True on success."""
         self._enter(Phase.BOOTING)
-        settings = self.settings
-        adapter: BaseAdapter | None = None
+        attempt = self._boot = Boot(
+            self.settings,
+            self.environ,
+            health=self.health,
+            status=self.status,
+            spawn=self._group.start_soon if self._group is not None else None,
+            settings_error=self.settings_error,
+            before_start=self._before_start,
+        )
         try:
-            if self.settings_error is not None:
-                raise self.settings_error
-            with _stage("volume"):
-                self.config = await wait_for_config(
-                    settings.config_path, settings.config_grace_seconds
-                )
-            with _stage("env plan"):
-                reconciled = await anyio.to_thread.run_sync(
-                    reconcile, settings, self.environ, self.config
-                )
-            plan = reconciled.plan
-            for warning in plan.warnings:
-                log.warning("provider env: %s", warning)
-            with _stage("apply"):
-                REDACTOR.add(*(item.value for item in plan.assignments if item.secret))
-                apply_plan(plan, os.environ)
-            self.plan = plan
-            log.info(
-                "provider %s, model %s, credential %s",
-                plan.provider,
-                plan.model,
-                plan.credential.fingerprint if plan.credential else "-",
-            )
-            with _stage("adapter load"):
-                adapter_class = await anyio.to_thread.run_sync(
-                    discover_adapter, settings, self.config
-                )
-                adapter = adapter_class()
-            context = AdapterContext(
-                settings=settings,
-                config=self.config,
-                plan=plan,
-                health=self.health,
-                status=self.status,
-                redact=REDACTOR,
-                spawn=self._group.start_soon if self._group is not None else None,
-            )
-            self.adapter_name = adapter.name
-            await self._start_telemetry()  # before the probe, so the probe is traced
-            self._probe_soon(adapter, context)
-            self._starting = adapter
-            with _stage("adapter start"), anyio.fail_after(adapter.start_timeout):
-                await adapter.start(context)
-            self.server_state.set_routes(adapter.routes(context))
-        except ConfigError as error:
-            if self._starting is not None:
-                await self._stop_adapter(self._starting)  # it may have half started
-            return self._failed(classify(error, "config", redact=REDACTOR), str(error))
-        except Exception as error:  # an adapter crash is reported, not raised
-            log.exception("boot failed")
-            if self._starting is not None:
-                await self._stop_adapter(self._starting)  # it may have half started
-            crash = classify(error, "runtime", redact=REDACTOR)
-            # whatever the exception, a boot that did not finish is a crash, not a warning
-            crash = replace(
-                crash,
-                kind="runtime_crash",
-                severity="error",
-                message=f"the adapter did not start: {crash.message}",
-            )
-            return self._failed(crash, str(error) or type(error).__name__)
-        self.adapter, self.context, self._starting = adapter, context, None
+            booted = await attempt()
+        except BootFailed as failure:
+            self.config = attempt.config or self.config
+            self.plan = attempt.plan or self.plan
+            return self._failed(failure.error, failure.text)
+        self.config, self.plan = booted.config, booted.plan
+        self.adapter, self.context = booted.adapter, booted.context
+        self.adapter_name = booted.adapter.name
         self.health.record_success("config")
         self.health.record_success("runtime")
+        self.server_state.set_routes(booted.adapter.routes(booted.context))
         self.server_state.booted = True
         self._boot_error = ""
         self._enter(Phase.RUNNING)
         return True
 
+    @property
+    def stages(self) -> Stages:
+        """The stages of the current (or last) boot attempt."""
+        return self._boot.stages if self._boot is not None else Stages()
+
+    async def _before_start(self, adapter: BaseAdapter, context: AdapterContext) -> None:
+        self.adapter_name = adapter.name
+        self.plan = context.plan
+        await self._start_telemetry()  # before the probe, so the probe is traced
+        self._probe_soon(adapter, context)
+
     def _probe_soon(self, adapter: BaseAdapter, context: AdapterContext) -> None:
         """The credential probe runs beside the rest of the boot; register never waits
         for it, and its outcome reaches the platform as soon as it is known (§8)."""
+        stages = self.stages
 
         async def probe() -> None:
             try:
-                with _stage("probe"):
+                with stages("probe"):
                     passed = await adapter.run_probe(context)
             finally:
                 self._boot_work_done("probe")
@@ -328,24 +274,13 @@ class Runtime:
         self._enter(Phase.FAILED)
         return False
 
-    async def _watch(self) -> None:
-        """Return when the config volume or the secrets directory changes."""
-        roots = (self.settings.config_path, self.settings.runtime_secrets_dir)
-        before = await anyio.to_thread.run_sync(_signature, *roots)
-        while True:
-            await anyio.sleep(WATCH_INTERVAL)
-            now = await anyio.to_thread.run_sync(_signature, *roots)
-            if now != before:
-                log.info("config volume or secrets changed; booting again")
-                return
-
     # -- platform ---------------------------------------------------------------------
 
     def _port(self) -> int:
         return listen_port(self.settings, self.config)
 
     async def _advertise(self, port: int) -> Advertisement:
-        with _stage("advertise"):
+        with self.stages("advertise"):
             chosen = await advertise(self.settings, port)
         log.info("%s", chosen.explain())
         if chosen.predicted_refusal:
@@ -357,48 +292,15 @@ class Runtime:
             )
         return chosen
 
-    async def _recheck_credentials(self) -> None:
-        """Keep the projection true while running: when the secrets directory or the
-        workspace token file changes, plan again and, if the plan changed, apply it and
-        probe again (the platform arm's bearer is the workspace token); while the probe's
-        error is sticky, probe again every ``PROBE_RETRY_SECONDS`` (±10 %)."""
-        roots = (self.settings.runtime_secrets_dir, self.settings.config_path / TOKEN_FILE)
-        before = await anyio.to_thread.run_sync(_signature, *roots)
-        retry_at = time.monotonic() + self._probe_delay()
-        while True:
-            await anyio.sleep(WATCH_INTERVAL)
-            if self.phase is not Phase.RUNNING or self.adapter is None or self.context is None:
-                continue
-            now = await anyio.to_thread.run_sync(_signature, *roots)
-            changed, before = now != before, now
-            sticky = any(e.source == "llm_probe" for e in self.health.errors())
-            due = sticky and time.monotonic() >= retry_at
-            if changed:
-                try:
-                    reconciled = await anyio.to_thread.run_sync(
-                        reconcile, self.settings, self.environ, self.config
-                    )
-                except ConfigError as error:
-                    self.health.record_failure(classify(error, "config", redact=REDACTOR))
-                    continue
-                self.health.record_success("config")
-                if reconciled.plan.target() != self.plan_target():
-                    REDACTOR.add(*(a.value for a in reconciled.plan.assignments if a.secret))
-                    apply_plan(reconciled.plan, os.environ)
-                    self.plan = self.context.plan = reconciled.plan
-                    log.info("credentials changed: provider env planned and applied again")
-                    due = True
-            if not due:
-                continue
-            retry_at = time.monotonic() + self._probe_delay()
-            if await self.adapter.run_probe(self.context):
-                log.info("credential probe passed")
+    def _running(self) -> tuple[WorkspaceConfig | None, BaseAdapter, AdapterContext] | None:
+        if self.phase is not Phase.RUNNING or self.adapter is None or self.context is None:
+            return None
+        return self.config, self.adapter, self.context
 
-    def _probe_delay(self) -> float:
-        return self.settings.probe_retry_seconds * random.uniform(0.9, 1.1)  # noqa: S311
-
-    def plan_target(self) -> dict[str, str | None]:
-        return self.plan.target() if self.plan is not None else {}
+    def _replan(self, plan: EnvPlan) -> None:
+        self.plan = plan
+        if self.context is not None:
+            self.context.plan = plan
 
     async def _check_reachable(self) -> None:
         """GET <advertised>/health from inside, once, and log what happened."""
@@ -418,7 +320,7 @@ class Runtime:
         port that cannot be bound), the ``finally`` stops accepting work, sends a last
         heartbeat and stops the adapter, within one budget nothing inside extends.
         """
-        stopping = anyio.Event()
+        stopping = Stopping()
         async with AsyncExitStack() as stack, anyio.create_task_group() as group:
             self._group = group
             try:
@@ -430,7 +332,7 @@ class Runtime:
         self._enter(Phase.STOPPED)
 
     async def _main(
-        self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: anyio.Event
+        self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: Stopping
     ) -> None:
         group.start_soon(self._signals, stopping)
         self._boot_work.add("register")
@@ -446,12 +348,14 @@ class Runtime:
                 tls=prefetch.tls_context(),
             )
         )
-        booted = await self._unless(stopping, self.boot)
+        booted = False
+        with stopping.guard():
+            booted = await self.boot()
         if stopping.is_set():
             return
         sock = None
         try:
-            with _stage("listen"):
+            with self.stages("listen"):
                 sock = bind(self.host, self._port())
             port = sock.getsockname()[1]
         except RuntimeAdapterError as error:
@@ -476,15 +380,21 @@ class Runtime:
             return
         registered = anyio.Event()
         group.start_soon(self._serve, sock, registered, stopping)
-        with _stage("register"):
-            await self._unless(stopping, lambda: group.start(heartbeat.run))
+        with self.stages("register"), stopping.guard():
+            await group.start(heartbeat.run)
         registered.set()
         self._boot_work_done("register")
         await self._report_boot()
         group.start_soon(self._check_reachable)
-        group.start_soon(self._recheck_credentials)
+        check = CredentialCheck(
+            self.settings, self.environ, self.health, running=self._running, replan=self._replan
+        )
+        group.start_soon(check.run)
         while not booted and not stopping.is_set():
-            if not await self._unless(stopping, self._wait_for_change):
+            with stopping.guard():
+                await wait_for_change(self.settings.config_path, self.settings.runtime_secrets_dir)
+                log.info("config volume or secrets changed; booting again")
+            if stopping.is_set():
                 break
             if self.config is not None and self._port() != port:
                 log.warning(
@@ -492,11 +402,12 @@ class Runtime:
                     self._port(),
                     port,
                 )
-            booted = await self._unless(stopping, self.boot)
+            with stopping.guard():
+                booted = await self.boot()
         await stopping.wait()
 
     async def _serve(
-        self, sock: socket.socket, registered: anyio.Event, stopping: anyio.Event
+        self, sock: socket.socket, registered: anyio.Event, stopping: Stopping
     ) -> None:
         """Serve the bound socket once the first register attempt is out (or after
         ``_SERVE_AFTER`` at most): importing uvicorn then does not delay it. Until
@@ -538,33 +449,11 @@ class Runtime:
         await self._start_telemetry()
         if telemetry.active() and not self._boot_reported:
             self._boot_reported = True
-            telemetry.emit_stages("boot", list(_STAGES), **{"workspace.id": self.workspace_id})
+            telemetry.emit_stages(
+                "boot", list(self.stages.measured), **{"workspace.id": self.workspace_id}
+            )
 
-    async def _unless(self, stopping: anyio.Event, step: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``step`` unless and until ``stopping`` is set; its result, else False."""
-        result: Any = False
-        async with anyio.create_task_group() as race:
-
-            async def work() -> None:
-                nonlocal result
-                result = await step()
-                if result is None:
-                    result = True
-                race.cancel_scope.cancel()
-
-            async def stop() -> None:
-                await stopping.wait()
-                race.cancel_scope.cancel()
-
-            race.start_soon(work)
-            race.start_soon(stop)
-        return result
-
-    async def _wait_for_change(self) -> bool:
-        await self._watch()
-        return True
-
-    async def _signals(self, stopping: anyio.Event) -> None:
+    async def _signals(self, stopping: Stopping) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for received in signals:
                 name = signal.Signals(received).name
@@ -590,23 +479,9 @@ class Runtime:
                         await self.heartbeat.beat()
                     except Exception as error:  # best effort on the way out
                         log.warning("last heartbeat failed: %s", error)
-            adapter = self.adapter or self._starting
+            adapter = self.adapter or (self._boot.starting if self._boot else None)
             if adapter is not None:
-                await self._stop_adapter(adapter, budget.deadline)
+                await stop_adapter(adapter, budget.deadline)
             if telemetry.active():
                 await anyio.to_thread.run_sync(telemetry.shutdown, 1.5, abandon_on_cancel=True)
         log.info("stopped")
-
-    async def _stop_adapter(self, adapter: BaseAdapter, deadline: float | None = None) -> None:
-        """``adapter.stop()``, shielded, bounded by its ``stop_timeout`` and never past
-        ``deadline`` (the shutdown budget's)."""
-        limit = anyio.current_time() + adapter.stop_timeout
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = limit if deadline is None else min(limit, deadline)
-            try:
-                await adapter.stop()
-            except Exception:
-                log.exception("adapter stop failed")
-        if scope.cancelled_caught:
-            log.warning("adapter stop did not finish in time; abandoned")
-        self._starting = None
