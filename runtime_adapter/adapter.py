@@ -100,8 +100,9 @@ class AdapterContext:
     @contextmanager
     def task(self, description: str) -> Iterator[None]:
         """Count one task as active for the duration of the block; ``current_task`` is
-        the latest task still running, however overlapping tasks finish."""
-        entry = [description[:200]]  # a fresh object: equal descriptions stay distinct
+        the latest task still running, however overlapping tasks finish. A caller's
+        text goes into every heartbeat: redacted first, then cut."""
+        entry = [self.redact(description)[:200]]  # a fresh object: equal descriptions stay distinct
         self._running.append(entry)
         telemetry.count("active_tasks", 1)
         self.status.active_tasks = len(self._running)

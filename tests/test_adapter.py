@@ -3,6 +3,7 @@ adapters without package changes, and the conformance check names every problem.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from runtime_adapter.adapter import (
     discover_adapter,
     load_adapter_class,
 )
+from runtime_adapter.errors import Redactor
+from runtime_adapter.heartbeat import heartbeat_body
 from runtime_adapter.settings import Settings
 from runtime_adapter.testing import EchoAdapter, FakeLLM, check_adapter, serve_in_thread
 
@@ -247,3 +250,18 @@ def test_start_soon_outside_a_runtime_says_so() -> None:
 
     with pytest.raises(RuntimeError, match="once the runtime runs the adapter"):
         context(plan({}, {})).start_soon(work)
+
+
+def test_a_key_quoted_in_a_task_never_reaches_the_heartbeat() -> None:
+    key = "mm-secret-key-0123456789"
+    ctx = AdapterContext(
+        settings=Settings(),
+        config=config(""),
+        plan=plan({"model": "MiniMax-M2"}, {"MINIMAX_API_KEY": key}),
+        health=Health(),
+        redact=Redactor([key]),
+    )
+    with ctx.task(f"{'x' * 180} use {key} for the call"):  # the key straddles the cut
+        body = heartbeat_body("ws", {}, ctx.health, ctx.status, 1.0)
+    assert key[:12] not in json.dumps(body)
+    assert body["current_task"].startswith("x" * 180)

@@ -135,7 +135,7 @@ class Executor(AgentExecutor):
         assert ctx is not None
         text = ""
         try:
-            with ctx.task(prompt[:80] or "message"):
+            with ctx.task(prompt[:2000] or "message"):  # redacted before it is cut
                 with turn.scope:
                     async with adapter.locks.hold(task.context_id), adapter.limiter:
                         await updater.start_work()
