@@ -18,7 +18,7 @@ import enum
 import re
 import unicodedata
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import EnvGuardError, ProviderError, fingerprint
@@ -696,3 +696,31 @@ def check_applied(plan: EnvPlan, environ: Mapping[str, str]) -> None:
         ]
     if wrong:
         raise EnvGuardError(wrong)
+
+
+def key_variables(arms: Mapping[str, Arm]) -> tuple[str, ...]:
+    """Every variable any arm reads a provider key from, plus the Anthropic credentials."""
+    names = {name for arm in arms.values() for name in arm.key_env}
+    return tuple(sorted(names | {*_ANTHROPIC_CREDENTIALS, "ANTHROPIC_AUTH_TOKEN"}))
+
+
+def agent_plan(plan: EnvPlan, *, url: str, token: str) -> EnvPlan:
+    """The plan as the agent gets it behind the gateway (DESIGN §13): the base URL is the
+    gateway's, the credential is the gateway's per-boot token, and no Anthropic
+    credential is left. Models, the host flag and the arm's static env are unchanged.
+    Pure; the provider key stays in ``plan``, which only the gateway reads."""
+    if plan.arm is None:
+        return plan
+    replaced: dict[str, Assignment] = {
+        "ANTHROPIC_BASE_URL": Assignment("ANTHROPIC_BASE_URL", url, "the runtime's LLM gateway"),
+        "ANTHROPIC_AUTH_TOKEN": Assignment(
+            "ANTHROPIC_AUTH_TOKEN", token, "the LLM gateway's token (this boot)", secret=True
+        ),
+        "ANTHROPIC_API_KEY": Assignment("ANTHROPIC_API_KEY", None, "the gateway holds the key"),
+        "CLAUDE_CODE_OAUTH_TOKEN": Assignment(
+            "CLAUDE_CODE_OAUTH_TOKEN", None, "the gateway holds the token"
+        ),
+    }
+    assignments = tuple(replaced.get(item.name, item) for item in plan.assignments)
+    actions = {item.name: Action.SET if item.value else Action.UNSET for item in assignments}
+    return replace(plan, assignments=assignments, actions=actions)

@@ -115,7 +115,10 @@ def test_happy_path_online_with_authenticated_card_bearing_beats(
     assert served.json() == card
     echo = httpx.post(f"http://127.0.0.1:{process.port}/echo", json={"text": "hi"}, timeout=5)
     assert echo.json() == {"text": "hi"}
-    probe = llm[0].requests[0]
+    # the probe runs beside the boot and imports the SDK first: on a busy machine it may
+    # reach the fake after the beats above, so wait for it rather than race it
+    probe = llm[0].wait_for_request(timeout=30)
+    assert probe is not None
     assert (probe.path, probe.model, probe.authorization) == (
         "/anthropic/v1/messages",
         "MiniMax-M2.7-highspeed",  # the arm's small model: the probe's is never hard-coded

@@ -30,6 +30,19 @@ class Settings:
     background_tasks: bool = False
 
 
+def _refused(ctx: AdapterContext, key: str, kind: str, example: str) -> ConfigError:
+    config = ctx.config
+    line, column = config.position("runtime_config", key)
+    return ConfigError(
+        f"runtime_config.{key} in {config.file or 'config.yaml'} must be {kind}",
+        hint=f"set runtime_config.{key} to {example}, or remove it",
+        file=config.file,
+        line=line,
+        column=column,
+        field=f"runtime_config.{key}",
+    )
+
+
 def _number(
     raw: dict[str, Any], key: str, default: float, ctx: AdapterContext, *, integer: bool
 ) -> float:
@@ -41,17 +54,8 @@ def _number(
         if isinstance(value, bool) or number <= 0:
             raise ValueError
     except (TypeError, ValueError):
-        config = ctx.config
-        line, column = config.position("runtime_config", key)
         kind = "a whole number" if integer else "a number"
-        raise ConfigError(
-            f"runtime_config.{key} in {config.file or 'config.yaml'} must be {kind} above 0",
-            hint=f"set runtime_config.{key} to {kind} such as {default:g}, or remove it",
-            file=config.file,
-            line=line,
-            column=column,
-            field=f"runtime_config.{key}",
-        ) from None
+        raise _refused(ctx, key, f"{kind} above 0", f"{kind} such as {default:g}") from None
     return number
 
 
@@ -61,16 +65,7 @@ def _flag(raw: dict[str, Any], key: str, ctx: AdapterContext) -> bool:
         return False
     if isinstance(value, bool):
         return value
-    config = ctx.config
-    line, column = config.position("runtime_config", key)
-    raise ConfigError(
-        f"runtime_config.{key} in {config.file or 'config.yaml'} must be true or false",
-        hint=f"set runtime_config.{key} to true or false, or remove it",
-        file=config.file,
-        line=line,
-        column=column,
-        field=f"runtime_config.{key}",
-    )
+    raise _refused(ctx, key, "true or false", "true or false")
 
 
 def load_settings(ctx: AdapterContext) -> Settings:
