@@ -24,6 +24,7 @@ import anyio
 from . import telemetry
 from .envplan import EnvPlan
 from .errors import ConfigError
+from .gateway import PROBE_HEADER
 from .health import Health, LLMContext, classify, classify_status
 from .heartbeat import RuntimeStatus
 from .settings import Settings
@@ -57,6 +58,10 @@ class AdapterContext:
     status: RuntimeStatus = field(default_factory=RuntimeStatus)
     redact: Callable[[str], str] = str
     spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
+    # True when the runtime's LLM gateway observes every call (DESIGN §13): a call's
+    # HTTP outcome is then the gateway's to report, and the adapter's report of it
+    # would count it twice
+    calls_observed: bool = False
     _running: list[list[str]] = field(default_factory=list, repr=False)
 
     def start_soon(self, work: Callable[[], Awaitable[Any]]) -> None:
@@ -82,6 +87,8 @@ class AdapterContext:
 
     def report_success(self) -> None:
         """An LLM call succeeded: clears a sticky LLM error, counts in error_rate."""
+        if self.calls_observed:
+            return
         self.health.record_success("llm_call")
         telemetry.count("llm.outcomes", kind="success")
 
@@ -93,6 +100,8 @@ class AdapterContext:
 
     def report_status(self, status: int, message: str) -> None:
         """An LLM call failed with HTTP ``status`` (seen in a CLI's events, say)."""
+        if self.calls_observed:
+            return
         failure = classify_status(status, message, "llm_call", self.llm, redact=self.redact)
         self.health.record_failure(failure)
         telemetry.count("llm.outcomes", kind=failure.kind)
@@ -175,10 +184,15 @@ class BaseAdapter:
         # import takes most of a second, and the heartbeat shares this event loop
         anthropic = await anyio.to_thread.run_sync(importlib.import_module, "anthropic")
 
+        # the probe's outcome is its own (llm_probe): a gateway does not count it as a call
+        headers = {PROBE_HEADER: "1"}
         options: dict[str, Any] = {"max_retries": 0, "timeout": PROBE_TIMEOUT}
         if plan.arm.auth == "oauth":
-            options["auth_token"] = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
-            options["default_headers"] = {"anthropic-beta": OAUTH_BETA}
+            # behind the gateway the agent's env has only the gateway's bearer
+            token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
+            options["auth_token"] = token or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+            headers["anthropic-beta"] = OAUTH_BETA
+        options["default_headers"] = headers
         async with anthropic.AsyncAnthropic(**options) as client:
             await client.messages.create(
                 model=model,

@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
-from .envplan import EnvPlan, apply_plan
+from .envplan import EnvPlan, apply_plan, key_variables
 from .errors import ConfigError
 from .health import Health, SampleError, classify
 from .heartbeat import RuntimeStatus
@@ -64,9 +64,9 @@ class Stages:
 @dataclass(frozen=True)
 class Booted:
     config: WorkspaceConfig
-    plan: EnvPlan
+    plan: EnvPlan  # the direct plan, with the real credential (the gateway's to use)
     adapter: BaseAdapter
-    context: AdapterContext
+    context: AdapterContext  # its plan is the agent's (behind the gateway: no credential)
 
 
 class BootFailed(Exception):
@@ -76,6 +76,9 @@ class BootFailed(Exception):
         super().__init__(text)
         self.error, self.text = error, text
 
+
+# the plan as the agent gets it (``envplan.agent_plan`` behind the gateway)
+AgentPlan = Callable[[EnvPlan], EnvPlan]
 
 # called with the loaded adapter and its context just before ``start``: the runtime
 # sets up telemetry and starts the credential probe there (register never waits)
@@ -104,6 +107,7 @@ class Boot:
         settings_error: ConfigError | None = None,
         before_start: BeforeStart = _nothing,
         stages: Stages | None = None,
+        agent_plan: AgentPlan | None = None,
     ) -> None:
         self.settings = settings
         self.environ = environ
@@ -113,6 +117,7 @@ class Boot:
         self.settings_error = settings_error
         self.before_start = before_start
         self.stages = stages if stages is not None else Stages()
+        self.agent_plan = agent_plan
         self.config: WorkspaceConfig | None = None
         self.plan: EnvPlan | None = None
         self.adapter_name = ""
@@ -152,7 +157,14 @@ class Boot:
             log.warning("provider env: %s", warning)
         with stage("apply"):
             REDACTOR.add(*(item.value for item in plan.assignments if item.secret))
-            apply_plan(plan, os.environ)
+            agent = plan
+            if self.agent_plan is not None:
+                agent = self.agent_plan(plan)
+                REDACTOR.add(*(item.value for item in agent.assignments if item.secret))
+                # the CLI inherits this process's environment: no provider key in it
+                for name in key_variables(reconciled.arms):
+                    os.environ.pop(name, None)
+            apply_plan(agent, os.environ)
         self.plan = plan
         log.info(
             "provider %s, model %s, credential %s",
@@ -166,11 +178,12 @@ class Boot:
         context = AdapterContext(
             settings=settings,
             config=config,
-            plan=plan,
+            plan=agent,
             health=self.health,
             status=self.status,
             redact=REDACTOR,
             spawn=self.spawn,
+            calls_observed=self.agent_plan is not None,
         )
         self.adapter_name = adapter.name
         await self.before_start(adapter, context)

@@ -36,7 +36,7 @@ from . import telemetry
 from .envplan import EnvPlan
 from .errors import fingerprint
 
-__all__ = ["Gateway", "Outcomes", "StreamScrub", "upstream_headers"]
+__all__ = ["PROBE_HEADER", "Gateway", "Outcomes", "StreamScrub", "upstream_headers"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ MAX_REQUEST = 64 * 2**20  # the CLI sends whole conversations: generous, still b
 MAX_ERROR_BODY = 2**20
 ANTHROPIC = "https://api.anthropic.com"
 OAUTH_BETA = "oauth-2025-04-20"
+# the runtime's own credential probe marks its request: its outcome is the probe's
+PROBE_HEADER = "x-runtime-adapter-probe"
 # a long answer streams for minutes; what bounds it is the time between bytes
 TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
 _HOP = frozenset(
@@ -60,6 +62,7 @@ _HOP = frozenset(
         "accept-encoding",
         "authorization",
         "x-api-key",
+        PROBE_HEADER,
     }
 )
 _BACK_DROP = frozenset(
@@ -125,10 +128,15 @@ def upstream_headers(headers: list[tuple[str, str]], auth: str, credential: str)
 
 def _credential(plan: EnvPlan) -> str | None:
     for item in plan.assignments:
-        if item.secret and item.value and item.name in (
-            "ANTHROPIC_AUTH_TOKEN",
-            "ANTHROPIC_API_KEY",
-            "CLAUDE_CODE_OAUTH_TOKEN",
+        if (
+            item.secret
+            and item.value
+            and item.name
+            in (
+                "ANTHROPIC_AUTH_TOKEN",
+                "ANTHROPIC_API_KEY",
+                "CLAUDE_CODE_OAUTH_TOKEN",
+            )
         ):
             return item.value
     return None
@@ -206,6 +214,7 @@ class Gateway:
         if len(body) > MAX_REQUEST:
             return _error(413, "request too large for the LLM gateway", "request_too_large")
         body = self._model_policy(plan, body)
+        observed = PROBE_HEADER not in request.headers
         base = (plan.base_url or ANTHROPIC).rstrip("/")
         url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         headers = upstream_headers(list(request.headers.items()), plan.arm.auth, credential)
@@ -213,15 +222,15 @@ class Gateway:
         started = time.perf_counter()
         try:
             outgoing = self._http.build_request(request.method, url, headers=headers, content=body)
-            with anyio.fail_after(TIMEOUT.connect + 600):  # to the answer's headers
+            with anyio.fail_after(610):  # to the answer's headers
                 upstream = await self._http.send(outgoing, stream=True)
         except (httpx.HTTPError, TimeoutError, ValueError) as error:
             log.warning("LLM gateway: upstream %s failed: %s", base, type(error).__name__)
             return _error(502, f"the LLM upstream could not be reached ({type(error).__name__})")
         back = {k: v for k, v in upstream.headers.items() if k.lower() not in _BACK_DROP}
         if upstream.status_code >= 400:
-            return await self._failed(upstream, back, credential)
-        if 200 <= upstream.status_code < 300:
+            return await self._failed(upstream, back, credential, observed)
+        if 200 <= upstream.status_code < 300 and observed:
             self.outcomes.success()
         return StreamingResponse(
             self._relay(upstream, credential, started),
@@ -230,7 +239,7 @@ class Gateway:
         )
 
     async def _failed(
-        self, upstream: httpx.Response, back: dict[str, str], credential: str
+        self, upstream: httpx.Response, back: dict[str, str], credential: str, observed: bool
     ) -> Response:
         try:
             raw = b""
@@ -246,7 +255,7 @@ class Gateway:
         text = self.redact(raw[:MAX_ERROR_BODY].decode("utf-8", "replace"))
         text = text.replace(credential, fingerprint(credential))
         status = upstream.status_code
-        if status in (401, 403):
+        if status in (401, 403) and observed:
             self.outcomes.failure(status, _message_of(text.encode()))
         telemetry.count("llm.gateway.errors", status=status)
         return Response(text.encode(), status_code=status, headers=back)
@@ -261,7 +270,8 @@ class Gateway:
         try:
             async for chunk in upstream.aiter_raw():
                 if first:
-                    telemetry.observe("gen_ai.server.time_to_first_token", time.perf_counter() - started)
+                    waited = time.perf_counter() - started
+                    telemetry.observe("gen_ai.server.time_to_first_token", waited)
                     first = False
                 tail = _usage(tail + chunk, usage)
                 out = scrub.feed(chunk)

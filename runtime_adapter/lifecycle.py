@@ -16,6 +16,8 @@ from __future__ import annotations
 import enum
 import gc
 import logging
+import os
+import secrets
 import signal
 import socket
 import time
@@ -32,9 +34,10 @@ from .adapter import AdapterContext, BaseAdapter
 from .advertise import Advertisement, advertise, listen_port
 from .boot import Boot, BootFailed, Stages, stop_adapter
 from .card import build_card, minimal_card
-from .envplan import EnvPlan
+from .envplan import EnvPlan, agent_plan, apply_plan
 from .errors import ConfigError, RuntimeAdapterError
-from .health import Health, classify
+from .gateway import Gateway, Outcomes
+from .health import Health, LLMContext, classify, classify_status
 from .heartbeat import Heartbeat, RuntimeStatus
 from .logs import REDACTOR
 from .platform import PlatformClient
@@ -158,6 +161,15 @@ class Runtime:
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
         self._boot: Boot | None = None  # the current or last boot attempt
+        # the agent's only road to its LLM, and the only holder of the credential (§13)
+        self.gateway: Gateway | None = None
+        self._gateway_sock: socket.socket | None = None
+        if settings.llm_gateway == "on":
+            self.gateway = Gateway(
+                lambda: self.plan,
+                outcomes=Outcomes(success=self._llm_success, failure=self._llm_failure),
+                redact=REDACTOR,
+            )
         self.adapter_name = ""
         self._boot_reported = False
         self._boot_work: set[str] = set()  # with the collector off until it is done
@@ -203,6 +215,8 @@ class Runtime:
     async def boot(self) -> bool:
         """One boot attempt (``boot.Boot``), its outcome taken over here. True on success."""
         self._enter(Phase.BOOTING)
+        if self.gateway is not None:
+            self.gateway.token = secrets.token_urlsafe(32)  # new every boot
         attempt = self._boot = Boot(
             self.settings,
             self.environ,
@@ -211,6 +225,7 @@ class Runtime:
             spawn=self._group.start_soon if self._group is not None else None,
             settings_error=self.settings_error,
             before_start=self._before_start,
+            agent_plan=self._agent_plan if self.gateway is not None else None,
         )
         try:
             booted = await attempt()
@@ -229,6 +244,24 @@ class Runtime:
         self._enter(Phase.RUNNING)
         return True
 
+    def _agent_plan(self, plan: EnvPlan) -> EnvPlan:
+        """The plan as the agent gets it: the gateway's loopback URL and token."""
+        assert self.gateway is not None
+        if self._gateway_sock is None:
+            self._gateway_sock = bind("127.0.0.1", 0)
+        port = self._gateway_sock.getsockname()[1]
+        return agent_plan(plan, url=f"http://127.0.0.1:{port}", token=self.gateway.token)
+
+    def _llm_success(self) -> None:
+        self.health.record_success("llm_call")
+        telemetry.count("llm.outcomes", kind="success")
+
+    def _llm_failure(self, status: int, message: str) -> None:
+        llm = LLMContext.from_plan(self.plan) if self.plan is not None else None
+        failure = classify_status(status, message, "llm_call", llm, redact=REDACTOR)
+        self.health.record_failure(failure)
+        telemetry.count("llm.outcomes", kind=failure.kind)
+
     @property
     def stages(self) -> Stages:
         """The stages of the current (or last) boot attempt."""
@@ -236,7 +269,7 @@ class Runtime:
 
     async def _before_start(self, adapter: BaseAdapter, context: AdapterContext) -> None:
         self.adapter_name = adapter.name
-        self.plan = context.plan
+        self.plan = self._boot.plan if self._boot is not None else context.plan
         await self._start_telemetry()  # before the probe, so the probe is traced
         self._probe_soon(adapter, context)
 
@@ -298,9 +331,14 @@ class Runtime:
         return self.config, self.adapter, self.context
 
     def _replan(self, plan: EnvPlan) -> None:
+        """A changed plan while running: the gateway uses it from the next request on;
+        the agent's environment changes only if what the agent gets of it changed (a
+        rotated key does not), so a live CLI is kept unless it must go."""
         self.plan = plan
-        if self.context is not None:
-            self.context.plan = plan
+        agent = self._agent_plan(plan) if self.gateway is not None else plan
+        apply_plan(agent, os.environ)
+        if self.context is not None and agent.target() != self.context.plan.target():
+            self.context.plan = agent
 
     async def _check_reachable(self) -> None:
         """GET <advertised>/health from inside, once, and log what happened."""
@@ -380,6 +418,8 @@ class Runtime:
             return
         registered = anyio.Event()
         group.start_soon(self._serve, sock, registered, stopping)
+        if self.gateway is not None and self._gateway_sock is not None:
+            group.start_soon(self._serve_gateway, self.gateway, self._gateway_sock, registered)
         with self.stages("register"), stopping.guard():
             await group.start(heartbeat.run)
         registered.set()
@@ -387,7 +427,12 @@ class Runtime:
         await self._report_boot()
         group.start_soon(self._check_reachable)
         check = CredentialCheck(
-            self.settings, self.environ, self.health, running=self._running, replan=self._replan
+            self.settings,
+            self.environ,
+            self.health,
+            running=self._running,
+            planned=lambda: self.plan,
+            replan=self._replan,
         )
         group.start_soon(check.run)
         while not booted and not stopping.is_set():
@@ -419,6 +464,21 @@ class Runtime:
         except RuntimeAdapterError as error:
             self._cannot_listen(error)
             stopping.set()
+
+    async def _serve_gateway(
+        self, gateway: Gateway, sock: socket.socket, registered: anyio.Event
+    ) -> None:
+        """The gateway on its loopback socket, from the same moment as the server; a
+        request meanwhile waits in the backlog."""
+        with anyio.move_on_after(_SERVE_AFTER):
+            await registered.wait()
+        try:
+            await serve(gateway.app, sock)
+        except RuntimeAdapterError as error:
+            self._cannot_listen(error)
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await gateway.aclose()
 
     def _cannot_listen(self, error: RuntimeAdapterError) -> None:
         # reported before the process ends: a silent exit is what §2's incidents were

@@ -159,6 +159,12 @@ class Settings(BaseSettings):
         description="a number of seconds from 1 to 3600 between credential probes while "
         "the last one failed",
     )
+    llm_gateway: Literal["on", "off"] = Field(
+        default="on",
+        validation_alias="LLM_GATEWAY",
+        description="'on' or 'off': the agent reaches its LLM through the runtime's loopback "
+        "gateway and never holds the provider credential (DESIGN §13)",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         validation_alias="LOG_FORMAT",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +20,7 @@ from pathlib import Path
 import anyio
 
 from .adapter import AdapterContext, BaseAdapter
-from .envplan import EnvPlan, apply_plan
+from .envplan import EnvPlan
 from .errors import ConfigError
 from .health import Health, classify
 from .logs import REDACTOR
@@ -79,8 +78,9 @@ async def wait_for_change(*roots: Path | None) -> None:
 class CredentialCheck:
     """Re-plans on a credential change and re-probes a refused credential.
 
-    ``running`` gives the booted workspace (None while it is not running);
-    ``replan`` takes a changed plan once it is applied.
+    ``running`` gives the booted workspace (None while it is not running), ``planned``
+    the plan in force; ``replan`` takes a changed plan and applies it (the runtime
+    knows what the agent's environment gets of it).
     """
 
     def __init__(
@@ -90,10 +90,11 @@ class CredentialCheck:
         health: Health,
         *,
         running: Running,
+        planned: Callable[[], EnvPlan | None],
         replan: Callable[[EnvPlan], None],
     ) -> None:
         self.settings, self.environ, self.health = settings, environ, health
-        self.running, self.replan = running, replan
+        self.running, self.planned, self.replan = running, planned, replan
 
     def _delay(self) -> float:
         return self.settings.probe_retry_seconds * random.uniform(0.9, 1.1)  # noqa: S311
@@ -121,9 +122,9 @@ class CredentialCheck:
                     self.health.record_failure(classify(error, "config", redact=REDACTOR))
                     continue
                 self.health.record_success("config")
-                if reconciled.plan.target() != context.plan.target():
+                current_plan = self.planned()
+                if current_plan is None or reconciled.plan.target() != current_plan.target():
                     REDACTOR.add(*(a.value for a in reconciled.plan.assignments if a.secret))
-                    apply_plan(reconciled.plan, os.environ)
                     self.replan(reconciled.plan)
                     log.info("credentials changed: provider env planned and applied again")
                     due = True

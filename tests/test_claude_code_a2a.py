@@ -369,6 +369,8 @@ async def test_live_clis_are_capped_least_recently_used_first(workspace: Workspa
 async def test_a_rotated_key_reaches_the_next_turn_of_a_live_context(
     workspace: Workspace,
 ) -> None:
+    """DESIGN §13: a rotated key is used from the next request on, and the live CLI of
+    the context goes on (its PID unchanged)."""
     secrets = workspace.root / "secrets"
     secrets.mkdir()
     (secrets / "MINIMAX_API_KEY").write_text(KEY)
@@ -385,7 +387,8 @@ async def test_a_rotated_key_reaches_the_next_turn_of_a_live_context(
     task = final_task(await send(workspace.url, "second", context))
     assert task.status.state == TaskState.TASK_STATE_COMPLETED
     assert turns(workspace.llm)[-1].authorization == rotated_seen
-    assert cli_children(process) != old  # the CLI holding the old key was replaced
+    # the CLI holds only the gateway's token: it is kept, and the gateway sends the new key
+    assert cli_children(process) == old
     assert rotated not in process.output
 
 
