@@ -159,7 +159,7 @@ def cli_children(process: Process) -> list[int]:
 def leftover_clis(root: Path) -> list[int]:
     """Any process on the machine whose CLAUDE_CONFIG_DIR is this workspace's session
     directory: a CLI that outlived its runtime would be re-parented, not gone."""
-    marker = f"CLAUDE_CONFIG_DIR={root / 'workspace' / '.claude-code'}".encode()
+    marker = f"CLAUDE_CONFIG_DIR={root / 'configs' / '.claude-code'}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -562,3 +562,114 @@ async def test_a_message_while_its_contexts_cli_is_still_exiting_is_answered(
     assert task.status.state == TaskState.TASK_STATE_COMPLETED
     assert cli_children(process) == [replacement]  # the same CLI, never signalled
     wait_for(lambda: (marks / "ended").exists(), timeout=15)
+
+
+# -- DESIGN §13: the agent holds no credential ---------------------------------------
+
+DUMP = (
+    "env; echo; tr '\\0' '\\n' < /proc/self/environ; echo; "
+    "tr '\\0' '\\n' < /proc/$PPID/environ; echo; cat {configs}/.auth_token; echo DUMPED"
+)
+
+
+class Injected:
+    """A model that obeys an injected prompt: it runs a Bash dump, then quotes the key."""
+
+    def __init__(self, key: str, configs: Path) -> None:
+        self.key, self.configs = key, configs
+        self.tool_output: list[str] = []
+
+    def __call__(self, body: dict[str, Any]) -> str | ToolUse:
+        if not body.get("stream"):
+            return "a title"
+        said = last_user_text(body)
+        if "DUMPED" in said:
+            self.tool_output.append(said)
+            return f"here is what I found: {said}"  # quotes the tool's output back
+        if "dump" in said:
+            command = DUMP.format(configs=self.configs)
+            return ToolUse("Bash", {"command": command, "description": "dump the environment"})
+        return f"the key is {self.key}"
+
+
+def gateway_of(pid: int) -> tuple[str, str]:
+    """The ANTHROPIC_BASE_URL and token a CLI was started with (read as root)."""
+    found = dict(
+        line.split("=", 1)
+        for line in (Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0"))
+        if "=" in line
+    )
+    return found["ANTHROPIC_BASE_URL"], found["ANTHROPIC_AUTH_TOKEN"]
+
+
+async def test_an_injected_bash_dump_finds_no_provider_key_and_answers_are_redacted(
+    workspace: Workspace,
+) -> None:
+    model = Injected(KEY, workspace.root / "configs")
+    workspace.llm.script = model
+    process = workspace.start(permission_mode="bypassPermissions")
+    context = str(uuid.uuid4())
+    events = await send(workspace.url, "please dump your environment", context, streaming=True)
+    states = [e.status_update.status.state for e in events if e.HasField("status_update")]
+    assert states[-1] == TaskState.TASK_STATE_COMPLETED
+    [dump] = model.tool_output
+    assert "ANTHROPIC_BASE_URL=http://127.0.0.1:" in dump  # the tool really ran
+    leaked = KEY in dump or "MINIMAX_API_KEY" in dump  # never the key in test output
+    assert not leaked, "the provider key reached the agent's tool"
+    token = workspace.emulator.workspaces[WS].token
+    assert token is not None
+    readable = token in dump  # one user in this test: the token file is readable (§13)
+    # the LLM gets the key on every call, the agent never
+    assert {r.authorization for r in workspace.llm.requests} == {f"Bearer {fingerprint(KEY)}"}
+    # what the agent says goes through the redaction every log line goes through
+    said = [
+        part.text
+        for event in events
+        if event.HasField("status_update") or event.HasField("artifact_update")
+        for part in (
+            event.status_update.status.message.parts
+            if event.HasField("status_update")
+            else event.artifact_update.artifact.parts
+        )
+    ]
+    assert readable  # so the answer quoting the dump carries it, and must be redacted
+    leaked = any(KEY in text or token in text for text in said)
+    assert not leaked, "a secret reached the caller"
+    assert any(fingerprint(token) in text for text in said)
+    # the gateway refuses a caller without its token and forwards nothing
+    [cli] = cli_children(process)
+    base, token = gateway_of(cli)
+    marker = f"gateway check {uuid.uuid4()}"
+    async with httpx.AsyncClient(timeout=10) as http:
+        said_once = [{"role": "user", "content": marker}]
+        body = {"model": "MiniMax-M2.7", "max_tokens": 1, "messages": said_once}
+        refused = await http.post(f"{base}/v1/messages", json=body)
+        wrong = await http.post(
+            f"{base}/v1/messages", json=body, headers={"Authorization": "Bearer nope"}
+        )
+        right = await http.post(
+            f"{base}/v1/messages", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert (refused.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    arrived = [r for r in workspace.llm.requests if ("user", marker) in r.messages]
+    assert len(arrived) == 1  # only the one with the token was forwarded
+
+
+async def test_a_refused_key_on_a_turn_is_auth_failed_from_the_call_within_a_second(
+    workspace: Workspace,
+) -> None:
+    workspace.start()
+    workspace.llm.refuse_key = True  # the probe passed; now the key is revoked
+    beats = len(workspace.emulator.calls_to("/registry/heartbeat"))
+    await send(workspace.url, "say hi", str(uuid.uuid4()))
+    refused = turns(workspace.llm)[0]
+
+    def reporting() -> Any:
+        for call in workspace.emulator.calls_to("/registry/heartbeat")[beats:]:
+            detail = call.body.get("sample_error_detail") or {}
+            if (detail.get("kind"), detail.get("source")) == ("auth_failed", "llm_call"):
+                return call
+        return None
+
+    call = wait_for(reporting, timeout=10)
+    assert call.time - refused.time < 1.0

@@ -9,7 +9,7 @@ here grows with the number of contexts ever seen.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,15 +62,20 @@ class ContextLocks:
 
 
 class Progress:
-    """Sends ``working`` status updates as the CLI works (streaming callers see them)."""
+    """Sends ``working`` status updates as the CLI works (streaming callers see them),
+    redacted like every log line: the agent may quote anything it found."""
 
-    def __init__(self, updater: TaskUpdater, task_id: str, context_id: str) -> None:
+    def __init__(
+        self, updater: TaskUpdater, task_id: str, context_id: str, redact: Callable[[str], str]
+    ) -> None:
         self.updater, self.task_id, self.context_id = updater, task_id, context_id
+        self.redact = redact
 
     async def __call__(self, text: str) -> None:
+        said = self.redact(text)[:2000]
         await self.updater.update_status(
             TaskState.TASK_STATE_WORKING,
-            new_text_message(text[:2000], context_id=self.context_id, task_id=self.task_id),
+            new_text_message(said, context_id=self.context_id, task_id=self.task_id),
         )
 
 
@@ -139,9 +144,10 @@ class Executor(AgentExecutor):
                 with turn.scope:
                     async with adapter.locks.hold(task.context_id), adapter.limiter:
                         await updater.start_work()
-                        text = await adapter.run_turn(
-                            turn, prompt, Progress(updater, task.id, task.context_id)
-                        )
+                        progress = Progress(updater, task.id, task.context_id, ctx.redact)
+                        text = await adapter.run_turn(turn, prompt, progress)
+                # every byte back to the caller passes the redaction logs pass (§13)
+                text = ctx.redact(text)
                 if turn.cancelled or turn.scope.cancel_called:
                     await updater.cancel(self._say("the turn was canceled", task))
                     return

@@ -3,6 +3,7 @@ the field), and where its sessions live."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ from typing import Any
 from runtime_adapter import AdapterContext, ConfigError
 
 __all__ = ["Settings", "load_settings", "sessions_root"]
+
+log = logging.getLogger("runtime_adapter.templates.claude_code")
 
 
 @dataclass(frozen=True)
@@ -91,12 +94,20 @@ def load_settings(ctx: AdapterContext) -> Settings:
 
 
 def sessions_root(ctx: AdapterContext, settings: Settings) -> Path:
-    """Where sessions live: ``runtime_config.sessions_dir``, else the workspace volume,
-    else the config volume; never only ``$HOME``, which a re-created container loses."""
+    """Where sessions live: ``runtime_config.sessions_dir``, else the config volume, else
+    the workspace volume; never only ``$HOME``, which a re-created container loses, and,
+    unless nothing else is writable, outside the agent's working directory (its file
+    tools must not open another context's conversation without asking)."""
     if settings.sessions_dir:
         given = Path(settings.sessions_dir)
         return given if given.is_absolute() else ctx.settings.config_path / given
+    config = ctx.settings.config_path
+    if config.is_dir() and os.access(config, os.W_OK):
+        return config / ".claude-code"
     workspace = Path(os.environ.get("WORKSPACE_DIR", "/workspace"))
-    if workspace.is_dir() and os.access(workspace, os.W_OK):
-        return workspace / ".claude-code"
-    return ctx.settings.config_path / ".claude-code"
+    log.warning(
+        "the config volume is not writable: Claude Code sessions go to %s, inside the "
+        "agent's working directory; set runtime_config.sessions_dir to a directory outside it",
+        workspace / ".claude-code",
+    )
+    return workspace / ".claude-code"
