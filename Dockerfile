@@ -16,15 +16,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/runtime-adapter/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # tini is PID 1: it reaps the orphans of the CLI's tools (Python as PID 1 never does)
-# and forwards SIGTERM; setpriv (util-linux) drops to the agent user
+# and forwards SIGTERM; setpriv (util-linux) drops to the runtime and agent users.
+# Two users (DESIGN §13): 'runtime' holds the credentials, 'agent' runs the CLI.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tini \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 1000 agent \
     && useradd --uid 1000 --gid agent --create-home --shell /usr/sbin/nologin agent \
+    && groupadd --gid 1001 runtime \
+    && useradd --uid 1001 --gid runtime --create-home --shell /usr/sbin/nologin runtime \
     && mkdir -p /configs /workspace \
-    && chown agent:agent /configs /workspace
+    && chown runtime:agent /configs && chmod 0750 /configs \
+    && chown agent:agent /workspace
 
 WORKDIR /opt/runtime-adapter
 
@@ -53,7 +57,19 @@ RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps --force-rein
 
 COPY entrypoint.sh /usr/local/bin/entrypoint.sh
 
+# the CLI path the runtime gives claude-agent-sdk: the bundled Claude Code CLI started
+# as the agent user with every capability set empty and no_new_privs
+RUN cli="$(python -c 'import claude_agent_sdk, pathlib; print(pathlib.Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude")')" \
+    && mkdir -p /opt/runtime-adapter/bin \
+    && printf '%s\n' '#!/bin/sh' 'HOME=/home/agent' 'export HOME' \
+        "exec setpriv --reuid=agent --regid=agent --init-groups --inh-caps=-all --ambient-caps=-all --bounding-set=-all --no-new-privs -- $cli \"\$@\"" \
+        > /opt/runtime-adapter/bin/claude-as-agent \
+    && chmod 0755 /opt/runtime-adapter/bin/claude-as-agent
+
 ENV ADAPTER_MODULE=claude_code_adapter:ClaudeCodeAdapter \
+    AGENT_USER=agent \
+    RUNTIME_USER=runtime \
+    CLAUDE_CLI_PATH=/opt/runtime-adapter/bin/claude-as-agent \
     WORKSPACE_CONFIG_PATH=/configs \
     WORKSPACE_DIR=/workspace \
     PORT=8000

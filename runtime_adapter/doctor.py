@@ -18,6 +18,7 @@ from typing import Any, Literal
 import anyio
 import httpx
 
+from . import isolation
 from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import advertise, listen_port
 from .claude_settings import find_overrides, settings_files
@@ -126,6 +127,7 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
             checks.append(Check("provider env", "fail", error.message, error.hint or ""))
 
     checks.append(await anyio.to_thread.run_sync(_claude_settings, settings, environ, plan))
+    checks.append(_isolation(environ, settings))
 
     if settings is None or not settings.workspace_id:
         checks.append(Check("advertised URL", "skip", "needs WORKSPACE_ID"))
@@ -210,6 +212,29 @@ def _claude_settings(
         "fix the provider env (doctor's row above) so the plan sets "
         "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1, and remove these keys",
     )
+
+
+def _isolation(environ: Mapping[str, str], settings: Settings | None) -> Check:
+    """DESIGN §13: what the agent can reach of the runtime's credentials."""
+    gateway = settings is None or settings.llm_gateway == "on"
+    road = (
+        "the agent reaches its LLM through the runtime's gateway and holds no provider key"
+        if gateway
+        else "LLM_GATEWAY=off: the agent's environment holds the provider credential"
+    )
+    found = isolation.check(environ)
+    if found.separate and gateway:
+        return Check(
+            "isolation",
+            "pass",
+            f"{road}; the CLI runs as {found.agent_user} with no capability, the runtime "
+            "as another user, not dumpable",
+        )
+    missing = found.missing or "the runtime and the agent are one user"
+    remedy = found.remedy or ""
+    if not gateway:
+        remedy = "set LLM_GATEWAY=on" + (f"; {remedy}" if remedy else "")
+    return Check("isolation", "warn", f"{road}; {missing}", remedy)
 
 
 async def _advertised(settings: Settings, config: WorkspaceConfig | None) -> Check:

@@ -29,7 +29,7 @@ from typing import Any
 import anyio
 import httpx
 
-from . import prefetch, telemetry
+from . import isolation, prefetch, telemetry
 from .adapter import AdapterContext, BaseAdapter
 from .advertise import Advertisement, advertise, listen_port
 from .boot import Boot, BootFailed, Stages, stop_adapter
@@ -359,6 +359,7 @@ class Runtime:
         heartbeat and stops the adapter, within one budget nothing inside extends.
         """
         stopping = Stopping()
+        self._protect()
         async with AsyncExitStack() as stack, anyio.create_task_group() as group:
             self._group = group
             try:
@@ -368,6 +369,18 @@ class Runtime:
                 await self._shutdown()
                 group.cancel_scope.cancel()
         self._enter(Phase.STOPPED)
+
+    def _protect(self) -> None:
+        """DESIGN §13: this process holds the credentials, so no agent process may read
+        its memory or environ; and say once what isolation from the agent there is."""
+        if not isolation.make_non_dumpable():
+            log.warning("could not make the runtime non-dumpable (prctl failed)")
+        found = isolation.check()
+        if found.separate:
+            log.info("the agent runs as %s, the runtime as uid %s", found.agent_user, os.getuid())
+        elif os.environ.get("AGENT_USER"):
+            # the image asked for two users and did not get them
+            log.warning("agent isolation: %s; %s", found.missing, found.remedy)
 
     async def _main(
         self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: Stopping

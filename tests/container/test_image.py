@@ -28,7 +28,9 @@ from runtime_adapter import fingerprint
 from runtime_adapter.testing import (
     FakeLLM,
     PlatformEmulator,
+    ToolUse,
     free_port,
+    last_user_text,
     message_send,
     serve_in_thread,
 )
@@ -136,11 +138,11 @@ def test_registered_online_healthy_unprivileged_and_a_clean_stop(host: Host) -> 
     assert all(
         call.authorization and call.authorization.startswith("Bearer sha256:") for call in beats
     )
-    # the runtime runs as the image's unprivileged user, under tini as PID 1
+    # the runtime runs as the image's unprivileged runtime user, under tini as PID 1
     top = podman("top", name, "user", "args").stdout
     runtime = [line for line in top.splitlines() if "bin/runtime-adapter run" in line]
     assert runtime
-    assert runtime[0].split()[0] == "agent", top
+    assert runtime[0].split()[0] == "runtime", top
     pid1 = podman("exec", name, "cat", "/proc/1/cmdline").stdout.replace("\0", " ")
     assert pid1.startswith("/usr/bin/tini"), pid1
     assert podman("healthcheck", "run", name, check=False).returncode == 0
@@ -305,3 +307,80 @@ def test_the_kubernetes_example_under_podman_kube_play(host: Host, tmp_path: Pat
         printed = podman("kube", "down", str(played), timeout=120, check=False)
         podman("secret", "rm", "ws-example-llm", check=False)
         assert KEY not in printed.stdout + printed.stderr
+
+
+DUMP = (
+    "{ id; env; for f in /proc/[0-9]*/environ; do echo \"== $f\"; tr '\\0' '\\n' < $f; done; "
+    'find /configs /run/secrets -type f -exec sh -c \'echo "== $1"; cat "$1"\' sh {} \\; ; '
+    "grep -E '^(Cap|NoNewPrivs)' /proc/self/status; } > /workspace/dump.txt 2>&1; echo DUMPED"
+)
+
+
+def test_an_injected_dump_as_the_agent_finds_no_credential(host: Host, tmp_path: Path) -> None:
+    """DESIGN §13 in the image: the model asks for a Bash dump of every environ, the
+    config volume and the secrets directory; the agent finds no key and no token, holds
+    no capability, and the LLM and the platform still get theirs."""
+
+    def model(body: dict[str, Any]) -> str | ToolUse:
+        if not body.get("stream"):
+            return "a title"
+        if "DUMPED" in last_user_text(body):
+            return "done"
+        return ToolUse("Bash", {"command": DUMP, "description": "dump everything"})
+
+    host.llm.script = model
+    host.volume(
+        "name: in a container\nmodel: MiniMax-M2.7\n"
+        "runtime_config:\n  permission_mode: bypassPermissions\n"
+    )
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "MINIMAX_API_KEY").write_text(KEY + "\n")
+    name, port = host.run(
+        "-v", f"{secrets}:/run/secrets", key=None, RUNTIME_SECRETS_DIR="/run/secrets"
+    )
+    wait_for(lambda: online(host), timeout=60)
+    reply = httpx.post(f"http://127.0.0.1:{port}/", json=message_send("dump it"), timeout=120)
+    assert "result" in reply.json(), (reply.json(), podman("logs", name).stderr[-3000:])
+    answer = reply.json()["result"]
+    assert answer["status"]["state"] == "completed", answer["status"]
+    dump = (host.root / "workspace" / "dump.txt").read_text(errors="replace")
+    token = host.emulator.workspaces[WS].token
+    assert token is not None
+    assert "uid=1000(agent)" in dump  # the tool ran, as the agent
+    leaked = KEY in dump or token in dump  # never a secret in test output
+    assert not leaked, "a credential reached the agent's tool"
+    caps = dict(
+        line.split(":", 1) for line in dump.splitlines() if line.startswith(("Cap", "NoNew"))
+    )
+    assert {k: v.strip() for k, v in caps.items() if k != "CapInh"} == {
+        "CapPrm": "0000000000000000",
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "CapAmb": "0000000000000000",
+        "NoNewPrivs": "1",
+    }
+    # the LLM got the key on every call; the platform authenticated beats
+    assert {r.authorization for r in host.llm.requests} == {f"Bearer {fingerprint(KEY)}"}
+    beats = host.emulator.calls_to("/registry/heartbeat")
+    assert beats[-1].authorization == f"Bearer {fingerprint(token)}"
+    users = {
+        line.split()[0]
+        for line in podman("top", name, "user", "args").stdout.splitlines()
+        if ("bin/runtime-adapter run" in line or "_bundled/claude" in line) and "tini" not in line
+    }
+    assert users == {"runtime", "agent"}
+
+
+def test_without_the_capabilities_one_user_and_the_isolation_row_says_so(host: Host) -> None:
+    host.volume()
+    name, _ = host.run("--cap-drop", "ALL")
+    wait_for(lambda: online(host), timeout=60)
+    logs = podman("logs", name).stderr
+    assert "cannot change users" in logs
+    doctor = podman("exec", name, "runtime-adapter", "doctor", "--json", check=False).stdout
+    [row] = [c for c in json.loads(doctor)["checks"] if c["name"] == "isolation"]
+    assert row["verdict"] == "warn"
+    assert "holds no provider key" in row["detail"]  # the gateway still holds
+    assert "lacks the capabilities SETUID, SETGID, SETPCAP, KILL" in row["detail"]
+    assert "--cap-add" in row["remedy"]

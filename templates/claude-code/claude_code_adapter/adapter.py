@@ -29,6 +29,7 @@ from a2a.server.tasks import InMemoryTaskStore
 from claude_agent_sdk import ClaudeAgentOptions
 from starlette.routing import BaseRoute, Route
 
+import runtime_adapter.isolation as isolation
 from runtime_adapter import AdapterContext, BaseAdapter, build_card
 
 from .executor import ContextLocks, Executor
@@ -85,7 +86,10 @@ class ClaudeCodeAdapter(BaseAdapter):
     def _options(self, ctx: AdapterContext) -> dict[str, Any]:
         prompt_file = ctx.settings.config_path / self.settings.system_prompt_file
         workdir = Path(os.environ.get("WORKSPACE_DIR", "/workspace"))
+        found = isolation.check()
         return {
+            # as the agent user with no capability, where the image grants the launch
+            "cli_path": found.launcher if found.separate else None,
             "cwd": str(workdir if workdir.is_dir() else ctx.settings.config_path),
             "max_turns": self.settings.max_turns,
             "permission_mode": self.settings.permission_mode,
