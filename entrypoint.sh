@@ -45,7 +45,8 @@ fix_owner() {
     stray="$(find "$fo_dir" -path "$fo_prune" -prune -o \
         \( ! -user "$fo_owner" -o ! -group "$fo_group" \) -print 2>/dev/null | head -n 1)"
     [ -n "$stray" ] || return 0
-    if find "$fo_dir" -path "$fo_prune" -prune -o -exec chown "$fo_owner:$fo_group" {} + \
+    # -h: a symlink the agent planted is changed itself, never what it points at
+    if find "$fo_dir" -path "$fo_prune" -prune -o -exec chown -h "$fo_owner:$fo_group" {} + \
         2>/dev/null; then
         log "gave $fo_dir to $(id -un "$fo_owner")"
     else
@@ -59,23 +60,30 @@ secure_config() {
     dir="$1"
     [ -d "$dir" ] && [ -w "$dir" ] || return 0
     fix_owner "$dir" "$ruid" "$gid" "$dir/.claude-code"
-    find "$dir" -path "$dir/.claude-code" -prune -o -exec chmod u+rwX,g+rX,g-w,o-rwx {} + \
-        2>/dev/null || true
+    # only what needs it (chmod follows a symlink: none is touched)
+    find "$dir" -path "$dir/.claude-code" -prune -o ! -type l \
+        \( -perm /o=rwx -o -perm /g=w -o ! -perm -g=r -o ! -perm -u=rw \) \
+        -exec chmod u+rwX,g+rX,g-w,o-rwx {} + 2>/dev/null || true
     for secret in .auth_token .platform_inbound_secret; do
-        if [ -e "$dir/$secret" ]; then
+        if [ -f "$dir/$secret" ] && [ ! -L "$dir/$secret" ]; then
             chown "$ruid:$rgid" "$dir/$secret" && chmod 0600 "$dir/$secret"
         fi
     done
+    if [ -L "$dir/.claude-code" ]; then
+        log "$dir/.claude-code is a symlink; leaving it"
+        return 0
+    fi
     mkdir -p "$dir/.claude-code"
     fix_owner "$dir/.claude-code" "$uid" "$rgid"
-    chmod 2770 "$dir/.claude-code" 2>/dev/null || true
+    [ "$(stat -c %a "$dir/.claude-code")" = 2770 ] || chmod 2770 "$dir/.claude-code" 2>/dev/null || true
 }
 
 # the secrets directory, when the runtime reads one: the runtime's alone
 secure_secrets() {
     dir="$1"
     [ -n "$dir" ] && [ -d "$dir" ] || return 0
-    if chown -R "$ruid:$rgid" "$dir" 2>/dev/null && chmod -R go-rwx "$dir" 2>/dev/null; then
+    if chown -R "$ruid:$rgid" "$dir" 2>/dev/null \
+        && find "$dir" ! -type l -perm /go=rwx -exec chmod go-rwx {} + 2>/dev/null; then
         return 0
     fi
     log "cannot make $dir the runtime's alone (read-only mount?): mount it with mode 0400 and owner $RUNTIME_USER"

@@ -517,7 +517,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _turn_waits(
-    llm: FakeLLM, llm_url: str, contexts: int, warm: int, runtime_config: str
+    llm: FakeLLM, llm_url: str, contexts: int, warm: int, runtime_config: str, **extra: str
 ) -> tuple[dict[str, list[float]], float, float, int, list[float]]:
     """Messages through the claude-code template: per context one cold turn, then
     ``warm`` more; the wait from sending to the LLM's first streamed request. Also the
@@ -538,6 +538,7 @@ def _turn_waits(
                 HEARTBEAT_INTERVAL_SECONDS="1",
                 WORKSPACE_DIR=work,
                 HOME=work,
+                **extra,
             ) as process,
         ):
             _wait(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 2, timeout=60)
@@ -897,6 +898,135 @@ def bench_fleet(size: int) -> list[Row]:
     return rows
 
 
+def _stream_times(url: str, headers: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+    """ms to the first byte and to the last of a streamed answer, ``runs`` times."""
+    body = {"model": "MiniMax-M2.7", "max_tokens": 4096, "stream": True, "messages": []}
+    first, total = [], []
+    with httpx.Client(timeout=60) as client:
+        for _ in range(runs):
+            started = time.perf_counter()
+            with client.stream("POST", url + "/v1/messages", json=body, headers=headers) as r:
+                chunks = r.iter_raw()
+                next(chunks)
+                first.append((time.perf_counter() - started) * 1000)
+                for _chunk in chunks:
+                    pass
+            total.append((time.perf_counter() - started) * 1000)
+    return first, total
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def _server(*args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", args[0], str(port), *args[1:]],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _answers(url), timeout=30)
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url + "/", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def _roads(events: int, pace: float, runs: int) -> tuple[list[float], ...]:
+    """(first byte, total) direct, the same through the gateway, and the gateway's CPU."""
+    with (
+        _server("llm", str(events), str(pace)) as (llm_url, _),
+        _server("gateway", llm_url) as (gateway_url, gateway),
+    ):
+        direct = {"authorization": "Bearer bench-minimax-key-0001"}
+        via = {"authorization": "Bearer bench-gateway-token"}
+        _stream_times(llm_url, direct, 2)  # warm both roads
+        _stream_times(gateway_url, via, 2)
+        direct_first, direct_total = _stream_times(llm_url, direct, runs)
+        cpu = _proc_cpu(gateway.pid)
+        via_first, via_total = _stream_times(gateway_url, via, runs)
+        cpu = _proc_cpu(gateway.pid) - cpu
+    return direct_first, direct_total, via_first, via_total, [cpu]
+
+
+def bench_gateway(runs: int, *, turns: bool = True) -> list[Row]:
+    """DESIGN §13's gateway beside the direct road, three processes (fake, gateway,
+    client): a streamed answer of 4,000 text deltas at 1,000 a second (a model ten times
+    faster than today's fastest), time to first byte and total; the same answer as fast
+    as the fake can send it, for the gateway's CPU per 1,000 relayed events; and the
+    warm turn wait of the claude-code template with the gateway on and off."""
+    events = 4000
+    d_first, d_total, v_first, v_total, _ = _roads(events, 0.001, max(3, runs // 4))
+    *_, cpu = _roads(events, 0.0, runs)
+    first_gap = statistics.median(v_first) - statistics.median(d_first)
+    total_ratio = statistics.median(v_total) / statistics.median(d_total) - 1
+    rows = [
+        Row(
+            "gateway",
+            "streamed answer (4,000 deltas, 1/ms): first byte, gateway - direct",
+            round(first_gap, 2),
+            "ms",
+            "<= 2",
+            first_gap <= 2,
+            f"p50 direct {statistics.median(d_first):.1f} ms, via gateway "
+            f"{statistics.median(v_first):.1f} ms; n={len(v_first)}",
+        ),
+        Row(
+            "gateway",
+            "streamed answer (4,000 deltas, 1/ms): total, gateway vs direct",
+            round(total_ratio * 100, 1),
+            "%",
+            "<= 5",
+            total_ratio <= 0.05,
+            f"p50 direct {statistics.median(d_total):.0f} ms, via gateway "
+            f"{statistics.median(v_total):.0f} ms",
+        ),
+        Row(
+            "gateway",
+            "gateway CPU per 1,000 relayed events (unpaced stream)",
+            round(cpu[0] * 1000 / (runs * events / 1000), 2),
+            "ms",
+            "-",
+            None,
+            f"{cpu[0]:.2f} s of the gateway's process for {runs} answers of {events} events",
+        ),
+    ]
+    if not turns:
+        return rows
+    own = FakeLLM()
+    with serve_in_thread(own.app) as url:
+        on, *_ = _turn_waits(own, url, 2, 4, "")
+        off, *_ = _turn_waits(own, url, 2, 4, "", LLM_GATEWAY="off")
+    gap = statistics.median(on["warm"]) - statistics.median(off["warm"])
+    rows.append(
+        Row(
+            "gateway",
+            "warm turn: A2A message -> first LLM request, gateway on - off",
+            round(gap, 1),
+            "ms",
+            "<= 100",
+            gap <= 100,
+            f"p50 on {statistics.median(on['warm']):.0f} ms ({_summary(on['warm'])}), "
+            f"off {statistics.median(off['warm']):.0f} ms",
+        )
+    )
+    return rows
+
+
 def _rss_mb() -> float:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
@@ -963,6 +1093,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
     "bounded": lambda quick: bench_bounded(10_000, 2_000),
+    "gateway": lambda quick: bench_gateway(5 if quick else 20, turns=not quick),
     "container": lambda quick: bench_container(2 if quick else 5),
 }
 

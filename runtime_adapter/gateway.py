@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -88,14 +89,17 @@ class StreamScrub:
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._held + chunk
-        for secret, mark in self._secrets:
-            data = data.replace(secret, mark)
         keep = 0
-        for secret, _ in self._secrets:
-            for size in range(min(len(secret) - 1, len(data)), keep, -1):
-                if data.endswith(secret[:size]):
-                    keep = size
+        for secret, mark in self._secrets:
+            if secret in data:
+                data = data.replace(secret, mark)
+            # only a tail that starts like the secret can be its beginning
+            start = data.find(secret[:1], max(0, len(data) - len(secret) + 1))
+            while start != -1:
+                if secret.startswith(data[start:]):
+                    keep = max(keep, len(data) - start)
                     break
+                start = data.find(secret[:1], start + 1)
         self._held = data[len(data) - keep :] if keep else b""
         return data[: len(data) - keep] if keep else data
 
@@ -174,7 +178,12 @@ class Gateway:
         self.outcomes = outcomes or Outcomes()
         self.redact = redact
         self.token = token or secrets.token_urlsafe(32)
-        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=transport, trust_env=False)
+        # no Nagle: a request's headers and body go out as two writes, and the second
+        # would wait for the first one's delayed ACK (~40 ms) before the upstream sees it
+        road = transport or httpx.AsyncHTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        )
+        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=road, trust_env=False)
         self._rewritten: set[str] = set()  # model ids logged once (bounded below)
         self.requests = 0
         self.refused = 0
@@ -263,6 +272,7 @@ class Gateway:
     async def _relay(
         self, upstream: httpx.Response, credential: str, started: float
     ) -> AsyncIterator[bytes]:
+        """The upstream's bytes as they arrive, each chunk out as soon as it is in."""
         scrub = StreamScrub([credential])
         first = True
         usage: dict[str, int] = {}
@@ -280,9 +290,13 @@ class Gateway:
             rest = scrub.flush()
             if rest:
                 yield rest
+        except httpx.HTTPError as error:
+            log.warning("LLM gateway: the upstream's answer broke off: %s", type(error).__name__)
         finally:
-            await upstream.aclose()
-            telemetry.observe("gen_ai.client.operation.duration", time.perf_counter() - started)
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+            seconds = time.perf_counter() - started
+            telemetry.observe("gen_ai.client.operation.duration", seconds)
             for kind in ("input", "output"):
                 if f"{kind}_tokens" in usage:
                     telemetry.observe(

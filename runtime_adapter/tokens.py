@@ -73,11 +73,31 @@ class TokenStore:
             log.warning("token file unusable, keeping the current token: %s", error)
             return False
         self._signature = signature
+        if token is not None and self._readable_by_others():
+            # the provisioner wrote it for anyone to read: the agent must not (§13)
+            changed = token != self._token
+            try:
+                os.chmod(self.path, 0o600)  # ours: just the mode
+                log.info("%s was readable by other users; its mode is now 0600", self.path)
+                self._signature = self._stat()
+            except OSError:
+                # not ours (the provisioner's): our own copy replaces it
+                log.info("%s was readable by other users; saving it again 0600", self.path)
+                self.save(token)
+            if changed:
+                self._adopt(token)
+            return changed
         if token is None or token == self._token:
             return False
         self._adopt(token)
         log.info("platform token loaded from %s (%s)", self.path, self.fingerprint)
         return True
+
+    def _readable_by_others(self) -> bool:
+        try:
+            return bool(self.path.stat().st_mode & 0o077)
+        except OSError:
+            return False
 
     def save(self, token: str) -> bool:
         """Adopt a platform-issued token and persist it atomically with mode 0600.

@@ -79,3 +79,15 @@ def test_an_issued_token_is_never_written_into_a_source_tree(tmp_path: Path) -> 
     assert store.save("issued-token-0123456789") is False
     assert store.token == "issued-token-0123456789"  # kept in memory, still used
     assert not (tmp_path / ".auth_token").exists()
+
+
+def test_a_token_file_others_can_read_is_saved_again_0600(tmp_path: Path) -> None:
+    """DESIGN §13: the provisioner may write the token for anyone to read; the runtime
+    rewrites it for itself alone, keeping the token."""
+    (tmp_path / ".auth_token").write_text("provisioned-token-1234\n")
+    (tmp_path / ".auth_token").chmod(0o644)
+    store = TokenStore(tmp_path)
+    assert store.refresh() is True
+    assert store.token == "provisioned-token-1234"
+    assert (tmp_path / ".auth_token").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / ".auth_token").read_text() == "provisioned-token-1234\n"

@@ -119,6 +119,8 @@ class FakeLLM:
         echo_credential: bool = False,
         delay: float = 0.0,
         script: Script | None = None,
+        deltas: int = 1,
+        pace: float = 0.0,
     ):
         self.reply = reply
         self.refuse_key = refuse_key
@@ -128,6 +130,8 @@ class FakeLLM:
         self.echo_credential = echo_credential
         self.delay = delay  # seconds before answering: a slow provider
         self.script = script  # plays the model: a text or a tool call per request
+        self.deltas = deltas  # a streamed text answer sends its text this many times
+        self.pace = pace  # seconds between two of those deltas (a model's token rate)
         self._fail_first: list[int] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -323,7 +327,10 @@ class FakeLLM:
                 {"type": "content_block_start", "index": index, "content_block": opened},
             )
             moved = {"type": "content_block_delta", "index": index, "delta": delta}
-            yield event("content_block_delta", moved)
+            for _ in range(self.deltas if block["type"] == "text" else 1):
+                yield event("content_block_delta", moved)
+                if self.pace:
+                    await anyio.sleep(self.pace)
             yield event("content_block_stop", {"type": "content_block_stop", "index": index})
         yield event(
             "message_delta",
