@@ -970,7 +970,7 @@ def bench_gateway(runs: int, *, turns: bool = True) -> list[Row]:
     as the fake can send it, for the gateway's CPU per 1,000 relayed events; and the
     warm turn wait of the claude-code template with the gateway on and off."""
     events = 4000
-    d_first, d_total, v_first, v_total, _ = _roads(events, 0.001, max(3, runs // 4))
+    d_first, d_total, v_first, v_total, _ = _roads(events, 0.001, max(3, runs // 2))
     *_, cpu = _roads(events, 0.0, runs)
     first_gap = statistics.median(v_first) - statistics.median(d_first)
     total_ratio = statistics.median(v_total) / statistics.median(d_total) - 1

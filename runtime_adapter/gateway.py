@@ -21,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 import socket
 import time
@@ -66,6 +67,7 @@ _HOP = frozenset(
         PROBE_HEADER,
     }
 )
+_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
 _BACK_DROP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
 )
@@ -222,8 +224,13 @@ class Gateway:
         body = await request.body()
         if len(body) > MAX_REQUEST:
             return _error(413, "request too large for the LLM gateway", "request_too_large")
-        body = self._model_policy(plan, body)
+        body, model = self._model_policy(plan, body)
         observed = PROBE_HEADER not in request.headers
+        call = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": plan.provider,
+            "gen_ai.request.model": model,
+        }
         base = (plan.base_url or ANTHROPIC).rstrip("/")
         url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
         headers = upstream_headers(list(request.headers.items()), plan.arm.auth, credential)
@@ -238,17 +245,22 @@ class Gateway:
             return _error(502, f"the LLM upstream could not be reached ({type(error).__name__})")
         back = {k: v for k, v in upstream.headers.items() if k.lower() not in _BACK_DROP}
         if upstream.status_code >= 400:
-            return await self._failed(upstream, back, credential, observed)
+            return await self._failed(upstream, back, credential, observed, call)
         if 200 <= upstream.status_code < 300 and observed:
             self.outcomes.success()
         return StreamingResponse(
-            self._relay(upstream, credential, started),
+            self._relay(upstream, credential, started, call),
             status_code=upstream.status_code,
             headers=back,
         )
 
     async def _failed(
-        self, upstream: httpx.Response, back: dict[str, str], credential: str, observed: bool
+        self,
+        upstream: httpx.Response,
+        back: dict[str, str],
+        credential: str,
+        observed: bool,
+        call: dict[str, Any],
     ) -> Response:
         try:
             raw = b""
@@ -267,57 +279,81 @@ class Gateway:
         if status in (401, 403) and observed:
             self.outcomes.failure(status, _message_of(text.encode()))
         telemetry.count("llm.gateway.errors", status=status)
+        name = f"chat {call['gen_ai.request.model'] or ''}".strip()
+        with telemetry.span(name, **call) as current:
+            telemetry.set_attributes(
+                current, **{"http.response.status_code": status, "error.type": str(status)}
+            )
         return Response(text.encode(), status_code=status, headers=back)
 
     async def _relay(
-        self, upstream: httpx.Response, credential: str, started: float
+        self, upstream: httpx.Response, credential: str, started: float, call: dict[str, Any]
     ) -> AsyncIterator[bytes]:
-        """The upstream's bytes as they arrive, each chunk out as soon as it is in."""
+        """The upstream's bytes as they arrive, each chunk out as soon as it is in; one
+        ``gen_ai`` span per call, with the usage and timings read off the answer."""
         scrub = StreamScrub([credential])
-        first = True
+        first: float | None = None
         usage: dict[str, int] = {}
         tail = b""
-        try:
-            async for chunk in upstream.aiter_raw():
-                if first:
-                    waited = time.perf_counter() - started
-                    telemetry.observe("gen_ai.server.time_to_first_token", waited)
-                    first = False
-                tail = _usage(tail + chunk, usage)
-                out = scrub.feed(chunk)
-                if out:
-                    yield out
-            rest = scrub.flush()
-            if rest:
-                yield rest
-        except httpx.HTTPError as error:
-            log.warning("LLM gateway: the upstream's answer broke off: %s", type(error).__name__)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await upstream.aclose()
-            seconds = time.perf_counter() - started
-            telemetry.observe("gen_ai.client.operation.duration", seconds)
-            for kind in ("input", "output"):
-                if f"{kind}_tokens" in usage:
-                    telemetry.observe(
-                        "gen_ai.client.token.usage",
-                        usage[f"{kind}_tokens"],
-                        **{"gen_ai.token.type": kind},
-                    )
+        name = f"chat {call['gen_ai.request.model'] or ''}".strip()
+        with telemetry.span(name, **call) as current:
+            try:
+                async for chunk in upstream.aiter_raw():
+                    if first is None:
+                        first = time.perf_counter() - started
+                        telemetry.observe("gen_ai.server.time_to_first_token", first)
+                    tail = _usage(tail + chunk, usage)
+                    out = scrub.feed(chunk)
+                    if out:
+                        yield out
+                rest = scrub.flush()
+                if rest:
+                    yield rest
+            except httpx.HTTPError as error:
+                log.warning(
+                    "LLM gateway: the upstream's answer broke off: %s", type(error).__name__
+                )
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await upstream.aclose()
+                seconds = time.perf_counter() - started
+                telemetry.observe("gen_ai.client.operation.duration", seconds, **call)
+                for kind in ("input", "output"):
+                    if f"{kind}_tokens" in usage:
+                        telemetry.observe(
+                            "gen_ai.client.token.usage",
+                            usage[f"{kind}_tokens"],
+                            **call,
+                            **{"gen_ai.token.type": kind},
+                        )
+                telemetry.set_attributes(
+                    current,
+                    **{
+                        "http.response.status_code": upstream.status_code,
+                        "gen_ai.usage.input_tokens": usage.get("input_tokens"),
+                        "gen_ai.usage.output_tokens": usage.get("output_tokens"),
+                        "gen_ai.server.time_to_first_token": first,
+                    },
+                )
 
-    def _model_policy(self, plan: EnvPlan, body: bytes) -> bytes:
+    def _model_policy(self, plan: EnvPlan, body: bytes) -> tuple[bytes, str | None]:
         """For a third-party arm, a model it does not serve becomes the plan's model for
-        that slot (the small model for a haiku-class id), logged once per id."""
+        that slot (the small model for a haiku-class id), logged once per id. The body
+        is parsed only when its model is not one the arm serves."""
         arm = plan.arm
-        if arm is None or arm.anthropic or not plan.model or b'"model"' not in body:
-            return body
+        found = _MODEL.search(body[:4096])
+        named = found.group(1).decode("utf-8", "replace") if found else None
+        if arm is None or arm.anthropic or not plan.model or named is None:
+            return body, named
+        if arm.serves(named) or named == plan.model:
+            return body, named
         try:
             data = json.loads(body)
         except ValueError:
-            return body
+            return body, named
         model = data.get("model") if isinstance(data, dict) else None
         if not isinstance(model, str) or arm.serves(model) or model == plan.model:
-            return body
+            return body, model if isinstance(model, str) else named
         small = "haiku" in model.lower() and arm.small_model
         data["model"] = arm.small_model if small else plan.model
         if model not in self._rewritten and len(self._rewritten) < 256:
@@ -328,7 +364,7 @@ class Gateway:
                 arm.name,
                 data["model"],
             )
-        return json.dumps(data).encode()
+        return json.dumps(data).encode(), str(data["model"])
 
 
 def _usage(buffer: bytes, usage: dict[str, int]) -> bytes:

@@ -185,6 +185,8 @@ def test_boot_heartbeat_and_a_task_span_continuing_the_callers_trace(
             assert answer.json()["result"]["status"]["state"] == "completed"
             task = wait_for(lambda: sink.named("invoke_agent claude-code"), timeout=15)[0]
             wait_for(lambda: "gen_ai.client.operation.duration" in sink.metrics, timeout=15)
+            # the gateway's span of each LLM call, its usage read off the answer (§13)
+            calls = wait_for(lambda: sink.named("chat MiniMax-M2.7"), timeout=15)
         finally:
             assert process.stop() == 0
     stages = {s.name for s in sink.spans if s.name.startswith("boot stage ")}
@@ -206,6 +208,10 @@ def test_boot_heartbeat_and_a_task_span_continuing_the_callers_trace(
     assert task.attributes["gen_ai.provider.name"] == "minimax"
     assert task.attributes["gen_ai.request.model"] == "MiniMax-M2.7"
     assert task.attributes["gen_ai.usage.output_tokens"] >= 1
+    streamed = [c for c in calls if "gen_ai.server.time_to_first_token" in c.attributes]
+    assert streamed, [c.attributes for c in calls]
+    assert streamed[0].attributes["gen_ai.usage.output_tokens"] == 1
+    assert streamed[0].attributes["gen_ai.provider.name"] == "minimax"
     resource = task.resource
     assert resource["service.name"] == "workspace-under-test"
     assert resource["workspace.id"] == WS
