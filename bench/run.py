@@ -743,10 +743,11 @@ def _start_fleet(
     rng: random.Random,
     tmp: Path,
     cap: float = 60.0,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[Heartbeat]:
     """``size`` heartbeat loops against ``emulator``, started at random moments of one
     interval (a fleet that was already running)."""
-    transport = httpx.ASGITransport(app=emulator.app)
+    transport = transport or httpx.ASGITransport(app=emulator.app)
     loops: list[Heartbeat] = []
     for index in range(size):
         directory = tmp / str(index)
@@ -806,74 +807,194 @@ async def _fleet(size: int, outage: float) -> dict[str, float]:
     return {"peak": peak, "all_back": all_back}
 
 
-async def _fleet_outage(size: int, outage: float, cap: float) -> dict[str, float]:
-    """A long outage: the request rate once it is 30 s old, the peak after it ends, and
-    how long until every loop has reached the platform again."""
+class _Wire(httpx.AsyncBaseTransport):
+    """Between the fleet and the emulator: records every attempt (time, workspace, ok)
+    and, while ``refused_until`` is in the future, refuses the connection."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, vt: VirtualTime) -> None:
+        self.inner, self.vt = inner, vt
+        self.refused_until = 0.0
+        self.attempts: list[tuple[float, str, bool]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        who = request.headers.get("x-workspace-id", "")
+        if self.vt.now < self.refused_until:
+            self.attempts.append((self.vt.now, who, False))
+            raise httpx.ConnectError("connection refused", request=request)
+        response = await self.inner.handle_async_request(request)
+        self.attempts.append((self.vt.now, who, response.status_code < 400))
+        return response
+
+
+INTERVAL = 30.0
+
+
+def _outage_figures(
+    attempts: list[tuple[float, str, bool]], size: int, down: float, back: float, cap: float
+) -> dict[str, Any]:
+    normal = size / INTERVAL
+    early = [t for t, _, _ in attempts if down <= t < down + 60]
+    late = [t for t, _, _ in attempts if down + 60 <= t < back]
+    first_ok: dict[str, float] = {}
+    for t, who, ok in attempts:
+        if ok and t >= back and who not in first_ok:
+            first_ok[who] = t - back
+    return {
+        "early": len(early) / (60 * normal),
+        "late": len(late) / ((back - down - 60) * normal),
+        "all_back": max(first_ok.values()) if len(first_ok) == size else float("inf"),
+        "peak": _peak([t for t, _, _ in attempts if t >= back]),
+        "series": [t - down for t, _, _ in attempts if down - 60 <= t < back + cap + 60],
+    }
+
+
+async def _fleet_outage(size: int, outage: float, cap: float, refused: bool) -> dict[str, Any]:
+    """This runtime's loops (the real ``Heartbeat``) through an outage of ``outage``
+    seconds: refused connections or 503s."""
     vt = VirtualTime()
     emulator = PlatformEmulator(clock=vt)
+    wire = _Wire(httpx.ASGITransport(app=emulator.app), vt)
     with tempfile.TemporaryDirectory() as tmp:
         async with anyio.create_task_group() as group:
-            loops = _start_fleet(group, size, vt, emulator, random.Random(13), Path(tmp), cap)
+            loops = _start_fleet(group, size, vt, emulator, random.Random(13), Path(tmp), cap, wire)
             await vt.run_until(lambda: sum(b.beats_sent for b in loops) >= 3 * size)
-            down_at = vt.now
-            emulator.outage(outage)
-            await vt.run_until(lambda: vt.now >= down_at + outage)
-            back_at = vt.now
+            down = vt.now
+            if refused:
+                wire.refused_until = down + outage
+            else:
+                emulator.outage(outage)
+            await vt.run_until(lambda: vt.now >= down + outage)
+            back = vt.now
             sent = {id(b): b.beats_sent for b in loops}
             await vt.run_until(
                 lambda: all(b.beats_sent > sent[id(b)] for b in loops), limit=cap * 2 + 60
             )
-            all_back = vt.now - back_at
+            await vt.run_until(lambda: vt.now >= back + cap + 60)
             group.cancel_scope.cancel()
-    during = [c.time for c in emulator.calls if down_at + 30 <= c.time < back_at]
-    rate = len(during) / max(1.0, back_at - down_at - 30)
-    peak = _peak([c.time for c in emulator.calls if c.time >= back_at])
-    return {"ratio": rate / (size / 30.0), "peak": peak, "all_back": all_back}
+    return _outage_figures(wire.attempts, size, down, back, cap)
 
 
-def bench_fleet(size: int) -> list[Row]:
-    rows = []
-    # DESIGN §7's default cap, then ten times it: with independent loops the load late
-    # in an outage (~ interval / (cap / 2)) and the time to notice the platform is back
-    # (~ cap) are one knob; and early in an outage the ramp from 1 s dominates either way
-    for cap in (60.0, 600.0):
-        started = time.monotonic()
-        long = anyio.run(_fleet_outage, size, 180.0, cap)
-        wall = time.monotonic() - started
-        which = "DESIGN §7 default" if cap == 60 else "HEARTBEAT_BACKOFF_CAP_SECONDS=600"
-        rows += [
-            Row(
-                "fleet",
-                f"outage load: req/s once 30 s old / normal ({size} loops, 180 s, cap {cap:.0f})",
-                round(long["ratio"], 3),
-                "x",
-                "<= 0.1",
-                long["ratio"] <= 0.1,
-                f"virtual time; {wall:.1f} s wall; backoff cap {cap:.0f} s ({which})",
-            ),
-            Row(
-                "fleet",
-                f"platform back -> every loop reached it again (180 s outage, cap {cap:.0f})",
-                long["all_back"],
-                "s",
-                "-",
-                None,
-                "virtual time; the price of a larger cap",
-            ),
-            Row(
-                "fleet",
-                f"peak requests in any 1 s after the outage ({size} loops, cap {cap:.0f})",
-                long["peak"],
-                "req",
-                f"<= {0.2 * size:.0f}",
-                long["peak"] <= 0.2 * size,
-                "virtual time; platform back with its state",
-            ),
-        ]
+def _simulated(
+    size: int, outage: float, cap: float, next_wait: Callable[[int, random.Random], float]
+) -> dict[str, Any]:
+    """Another runtime's loops as a schedule alone: ``next_wait(failures, rng)`` after
+    each attempt (0 failures: a success). The platform is down from 600 s on."""
+    import heapq
+
+    rng = random.Random(17)
+    down, back = 600.0, 600.0 + outage
+    queue = [(rng.uniform(0, INTERVAL), index, 0) for index in range(size)]
+    heapq.heapify(queue)
+    attempts: list[tuple[float, str, bool]] = []
+    while queue:
+        at, index, failures = heapq.heappop(queue)
+        if at > back + max(cap, 10 * INTERVAL) + 60:  # Eureka's bound: 10x the interval
+            continue
+        ok = not down <= at < back
+        attempts.append((at, str(index), ok))
+        failures = 0 if ok else failures + 1
+        heapq.heappush(queue, (at + next_wait(failures, rng), index, failures))
+    return _outage_figures(attempts, size, down, back, max(cap, 10 * INTERVAL))
+
+
+def _molecule(failures: int, rng: random.Random) -> float:
+    return INTERVAL  # fixed beats, whatever the answer
+
+
+def _eureka(failures: int, rng: random.Random) -> float:
+    # heartbeatExecutorExponentialBackOffBound = 10: the delay doubles to 10x the interval
+    return min(INTERVAL * 2.0**failures, INTERVAL * 10) if failures else INTERVAL
+
+
+def bench_fleet(size: int, outage: float = 1800.0) -> list[Row]:
+    """DESIGN §7's schedule (the real heartbeat loop, virtual time) through a long outage,
+    refused connections and 503s, at caps 60 and 300, beside simulated Molecule (fixed
+    30 s beats) and Eureka (doubling to 10x the interval) fleets; and a platform restart
+    that forgot every workspace. Writes bench/fleet-outage.png."""
+    rows: list[Row] = []
+    series: dict[float, dict[str, list[float]]] = {}
+    for cap in (60.0, 300.0):
+        panel = series.setdefault(cap, {})
+        floor = INTERVAL / cap
+        for refused in (True, False):
+            how = "refused" if refused else "503"
+            started = time.monotonic()
+            ours = anyio.run(_fleet_outage, size, outage, cap, refused)
+            wall = time.monotonic() - started
+            if refused:
+                panel[f"this runtime (cap {cap:.0f} s)"] = ours["series"]
+            where = f"{size} loops, {how}, cap {cap:.0f}"
+            rows += [
+                Row(
+                    "fleet",
+                    f"outage load once 60 s old / normal ({where})",
+                    round(ours["late"], 3),
+                    "x",
+                    f"<= {1.4 * floor:.2f}",
+                    ours["late"] <= 1.4 * floor,
+                    f"floor interval/cap = {floor:.2f}; {outage:.0f} s outage, virtual time, "
+                    f"{wall:.0f} s wall",
+                ),
+                Row(
+                    "fleet",
+                    f"requests in the outage's first 60 s / normal ({where})",
+                    round(ours["early"], 3),
+                    "x",
+                    "<= 1.5",
+                    ours["early"] <= 1.5,
+                    "one quick retry, then the interval",
+                ),
+                Row(
+                    "fleet",
+                    f"platform back -> every loop reached it, p100 ({where})",
+                    round(ours["all_back"], 1),
+                    "s",
+                    f"<= {cap + 5:.0f}",
+                    ours["all_back"] <= cap + 5,
+                    "the longest wait is the cap",
+                ),
+                Row(
+                    "fleet",
+                    f"peak requests in any 1 s after recovery ({where})",
+                    ours["peak"],
+                    "req",
+                    f"<= {0.1 * size:.0f}",
+                    ours["peak"] <= 0.1 * size,
+                    "10 % of the fleet",
+                ),
+            ]
+        for name, schedule in (("Molecule runtime", _molecule), ("Eureka", _eureka)):
+            other = _simulated(size, outage, cap, schedule)
+            panel[name] = other["series"]
+            rows += (
+                [
+                    Row(
+                        "fleet",
+                        f"{name} (simulated): outage load once 60 s old / normal",
+                        round(other["late"], 3),
+                        "x",
+                        "-",
+                        None,
+                        f"{size} loops; same outage; its schedule ignores the cap",
+                    ),
+                    Row(
+                        "fleet",
+                        f"{name} (simulated): platform back -> every loop reached it",
+                        round(other["all_back"], 1),
+                        "s",
+                        "-",
+                        None,
+                        "p100",
+                    ),
+                ]
+                if cap == 60.0
+                else []
+            )
+    _plot(series, outage)
     limit = 0.2 * size
-    for outage, label in ((0.0, "restart"), (10.0, "10 s outage + restart")):
+    for down_for, label in ((0.0, "restart"), (10.0, "10 s outage + restart")):
         started = time.monotonic()
-        result = anyio.run(_fleet, size, outage)
+        result = anyio.run(_fleet, size, down_for)
         wall = time.monotonic() - started
         rows += [
             Row(
@@ -896,6 +1017,41 @@ def bench_fleet(size: int) -> list[Row]:
             ),
         ]
     return rows
+
+
+FIGURE = Path(__file__).parent / "fleet-outage.png"
+
+
+def _plot(series: dict[float, dict[str, list[float]]], outage: float) -> None:
+    """Requests per second (10 s bins) through the outage and the recovery, a panel per
+    cap: this runtime's schedule beside the Molecule runtime's and Eureka's."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("bench: no matplotlib (pip install '.[bench]'): no figure", file=sys.stderr)
+        return
+    figure, panels = plt.subplots(len(series), 1, figsize=(10, 6.4), dpi=110, sharex=True)
+    for axes, (cap, lines) in zip(panels, series.items(), strict=True):
+        for label, times in lines.items():
+            first, last = int(min(times) // 10), int(max(times) // 10)
+            bins = [0] * (last - first + 1)
+            for t in times:
+                bins[int(t // 10) - first] += 1
+            xs = [(first + i) * 10 for i in range(len(bins))]
+            axes.plot(xs, [b / 10 for b in bins], label=label, linewidth=1.1)
+        axes.axvspan(0, outage, color="0.92", label="platform down")
+        axes.set_ylabel("requests / s")
+        axes.set_title(f"HEARTBEAT_BACKOFF_CAP_SECONDS={cap:.0f}", fontsize=9)
+        axes.legend(fontsize=7, loc="upper right")
+    panels[-1].set_xlabel("seconds since the outage began (refused connections; 10 s bins)")
+    figure.suptitle("A fleet of heartbeat loops through a platform outage and its recovery")
+    figure.tight_layout()
+    figure.savefig(FIGURE)
+    plt.close(figure)
+    print(f"written {FIGURE}", file=sys.stderr)
 
 
 def _stream_times(url: str, headers: dict[str, str], runs: int) -> tuple[list[float], list[float]]:

@@ -15,6 +15,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from .adapter import AdapterContext, BaseAdapter, discover_adapter, load_adapter_class
     from .advertise import Advertisement, Candidate, NetworkFacts, choose_url, gather_facts
+    from .backoff import retry_delay
     from .card import build_card, minimal_card
     from .envplan import (
         HOST_FLAG,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     )
     from .health import Health, LLMContext, SampleError, classify
     from .heartbeat import Heartbeat, RuntimeStatus, heartbeat_body
-    from .platform import PlatformClient, backoff_delay, parse_retry_after
+    from .platform import PlatformClient, parse_retry_after
     from .providers import Arm, builtin_arms, load_arms
     from .reconcile import Reconciled
     from .settings import SecretsDir, Settings, load_settings, read_secrets_dir
@@ -88,7 +89,7 @@ _LAZY = {
     "WorkspaceConfig": "volume",
     "WorkspaceUnknown": "errors",
     "apply_plan": "envplan",
-    "backoff_delay": "platform",
+    "retry_delay": "backoff",
     "build_card": "card",
     "builtin_arms": "providers",
     "check_applied": "envplan",
@@ -162,7 +163,6 @@ __all__ = [
     "WorkspaceUnknown",
     "__version__",
     "apply_plan",
-    "backoff_delay",
     "build_card",
     "builtin_arms",
     "check_applied",
@@ -181,5 +181,6 @@ __all__ = [
     "plan_env",
     "read_secrets_dir",
     "read_token",
+    "retry_delay",
     "wait_for_config",
 ]

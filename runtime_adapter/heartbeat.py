@@ -4,8 +4,9 @@ The first heartbeat goes right after the first register attempt, whatever its
 outcome; a refused or failed registration is retried in the background (by
 its ``Registration``) while heartbeats continue. Beats come every interval
 ±10 %, and within a second of a health change (coalesced, and at most one
-such beat per 2 s). A failed beat backs off with jitter up to a cap,
-honouring ``Retry-After``. The loop never dies: an unexpected exception is
+such beat per 2 s). A failed beat follows ``backoff.retry_delay``: one quick
+retry, then waits growing from the interval to the cap, honouring
+``Retry-After``. The loop never dies: an unexpected exception is
 logged and the loop goes on. Every beat carries the full state and the card.
 """
 
@@ -124,6 +125,7 @@ class Heartbeat:
             url=url,
             card=card,
             cap=register_cap,
+            interval=interval,
             on_refused=self._register_refused,
             sleep=sleep,
             rng=rng,
@@ -198,7 +200,7 @@ class Heartbeat:
     async def _beat_with_backoff(self) -> None:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((PlatformUnavailable, PlatformAuthError)),
-            wait=PlatformWait(cap=self.backoff_cap, rng=self._rng),
+            wait=PlatformWait(interval=self.interval, cap=self.backoff_cap, rng=self._rng),
             stop=stop_never,
             sleep=self._sleep,
             before_sleep=self._before_retry,

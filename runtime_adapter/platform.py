@@ -4,8 +4,8 @@ Every httpx exception and every non-2xx answer is converted here into the
 package's ``PlatformError`` tree; nothing above this module sees httpx.
 Timeouts are connect 5 s, total 10 s; TLS verification is never disabled.
 A 401 reloads the token file (the provisioner may have rotated it) and
-retries once. Retry schedules (``backoff_delay``, ``PlatformWait``) are
-full-jitter exponential with a cap and honour ``Retry-After``.
+retries once. ``PlatformWait`` gives tenacity DESIGN §7's schedule
+(``backoff.retry_delay``), honouring ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import httpx
 from tenacity import RetryCallState
 
 from ._version import __version__
+from .backoff import MAX_RETRY_AFTER, retry_delay
 from .errors import (
     PlatformAuthError,
     PlatformError,
@@ -36,7 +37,6 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "PlatformClient",
     "PlatformWait",
-    "backoff_delay",
     "parse_retry_after",
 ]
 
@@ -46,7 +46,6 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # one deadline around a whole exchange (§7): httpx's read timeout restarts on every
 # byte, so a server that drips its answer would hold a beat far longer
 TOTAL_SECONDS = 10.0
-MAX_RETRY_AFTER = 600.0  # a platform asking for more is not taken literally
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -64,36 +63,26 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - now)
 
 
-def backoff_delay(
-    attempt: int,
-    *,
-    base: float = 1.0,
-    cap: float = 60.0,
-    retry_after: float | None = None,
-    rng: Callable[[], float] = random.random,
-) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least ``retry_after``."""
-    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
-    delay = rng() * ceiling
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
-
-
 class PlatformWait:
-    """A tenacity wait strategy: ``backoff_delay`` keyed to our exceptions' ``retry_after``."""
+    """A tenacity wait strategy: ``backoff.retry_delay`` keyed to our exceptions'
+    ``retry_after``. ``before`` counts failures that came before this retry loop."""
 
     def __init__(
-        self, *, base: float = 1.0, cap: float = 60.0, rng: Callable[[], float] = random.random
+        self,
+        *,
+        interval: float,
+        cap: float = 60.0,
+        before: int = 0,
+        rng: Callable[[], float] = random.random,
     ) -> None:
-        self.base, self.cap, self.rng = base, cap, rng
+        self.interval, self.cap, self.before, self.rng = interval, cap, before, rng
 
     def __call__(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         retry_after = error.retry_after if isinstance(error, PlatformError) else None
-        return backoff_delay(
-            state.attempt_number - 1,
-            base=self.base,
+        return retry_delay(
+            state.attempt_number + self.before,
+            interval=self.interval,
             cap=self.cap,
             retry_after=retry_after,
             rng=self.rng,

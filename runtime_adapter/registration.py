@@ -19,10 +19,11 @@ import anyio
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never
 
 from . import telemetry
+from .backoff import retry_delay
 from .card import minimal_card
 from .errors import PlatformAuthError, PlatformError, PlatformRejected
 from .health import Health, classify
-from .platform import PlatformClient, PlatformWait, backoff_delay
+from .platform import PlatformClient, PlatformWait
 
 __all__ = ["REGISTER", "Registration"]
 
@@ -50,6 +51,7 @@ class Registration:
         url: str,
         card: Callable[[], dict[str, Any]],
         cap: float = 300.0,
+        interval: float = 30.0,
         on_refused: Callable[[], None] = lambda: None,
         sleep: Sleep = anyio.sleep,
         rng: Callable[[], float] = random.random,
@@ -59,6 +61,7 @@ class Registration:
         self.url = url
         self.card = card
         self.cap = cap
+        self.interval = interval  # the schedule's waits grow from it (§7)
         self.on_refused = on_refused
         self._sleep = sleep
         self._rng = rng
@@ -124,12 +127,15 @@ class Registration:
         try:
             if spread is None:
                 # the attempt that just failed counts as the first: wait before the next
-                await self._sleep(backoff_delay(0, cap=self.cap, rng=self._rng))
+                await self._sleep(
+                    retry_delay(1, interval=self.interval, cap=self.cap, rng=self._rng)
+                )
             else:
                 await self._sleep(spread * self._rng())
             retrying = AsyncRetrying(
                 retry=retry_if_exception_type(PlatformError),
-                wait=PlatformWait(cap=self.cap, rng=self._rng),
+                # the attempt that failed before this loop was the first of the run
+                wait=PlatformWait(interval=self.interval, cap=self.cap, before=1, rng=self._rng),
                 stop=stop_never,
                 sleep=self._wait,
                 reraise=True,

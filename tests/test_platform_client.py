@@ -22,7 +22,7 @@ from runtime_adapter.errors import (
 )
 from runtime_adapter.health import Health
 from runtime_adapter.heartbeat import RuntimeStatus, heartbeat_body
-from runtime_adapter.platform import PlatformClient, backoff_delay, parse_retry_after
+from runtime_adapter.platform import PlatformClient, parse_retry_after
 from runtime_adapter.tokens import TokenStore
 
 pytestmark = pytest.mark.anyio
@@ -250,12 +250,3 @@ def test_retry_after_seconds_and_http_date() -> None:
     )
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
-
-
-@pytest.mark.parametrize("attempt", range(12))
-def test_backoff_is_full_jitter_within_its_bounds(attempt: int) -> None:
-    ceiling = min(60.0, 2.0**attempt)
-    assert backoff_delay(attempt, rng=lambda: 0.0) == 0.0
-    assert backoff_delay(attempt, rng=lambda: 0.999999) == pytest.approx(ceiling, rel=1e-5)
-    assert backoff_delay(attempt, rng=lambda: 0.0, retry_after=30) == 30.0
-    assert backoff_delay(attempt, rng=lambda: 0.0, retry_after=86_400) == 600.0
