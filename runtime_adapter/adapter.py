@@ -58,9 +58,10 @@ class AdapterContext:
     status: RuntimeStatus = field(default_factory=RuntimeStatus)
     redact: Callable[[str], str] = str
     spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
-    # True when the runtime's LLM gateway observes every call (DESIGN §13): a call's
-    # HTTP outcome is then the gateway's to report, and the adapter's report of it
-    # would count it twice
+    # True when the runtime's LLM gateway observes every call (DESIGN §13): a success
+    # and a 401/403 are then the gateway's to report (the adapter's report would count
+    # them twice); a call that ended in another status after the CLI's retries is
+    # still the adapter's to report, since the gateway cannot tell a retry from a call
     calls_observed: bool = False
     _running: list[list[str]] = field(default_factory=list, repr=False)
 
@@ -100,7 +101,7 @@ class AdapterContext:
 
     def report_status(self, status: int, message: str) -> None:
         """An LLM call failed with HTTP ``status`` (seen in a CLI's events, say)."""
-        if self.calls_observed:
+        if self.calls_observed and status in (401, 403):
             return
         failure = classify_status(status, message, "llm_call", self.llm, redact=self.redact)
         self.health.record_failure(failure)

@@ -441,6 +441,11 @@ async def test_retries_are_progress_one_call_one_outcome(workspace: Workspace) -
     view = workspace.view()
     assert view["error_rate"] == 0.0
     assert view["last_sample_error"] == ""
+    # how a retry shows at the gateway (measured, CLI 2.1.332): Claude Code retries in
+    # a loop of its own, each attempt a fresh SDK request numbered 0, so no header tells
+    # a retry from a new call; the gateway therefore counts no 429/5xx, only the 2xx
+    tries = {r.headers.get("x-stainless-retry-count") for r in workspace.llm.requests}
+    assert tries == {"0"}, tries
 
 
 async def test_transcript_needs_the_workspace_token_and_fails_closed(
@@ -673,3 +678,22 @@ async def test_a_refused_key_on_a_turn_is_auth_failed_from_the_call_within_a_sec
 
     call = wait_for(reporting, timeout=10)
     assert call.time - refused.time < 1.0
+
+
+@pytest.mark.parametrize("gateway", ["on", "off"])
+async def test_a_reply_without_an_llm_call_leaves_a_refused_key_reported(
+    workspace: Workspace, gateway: str
+) -> None:
+    workspace.llm.refuse_key = True
+    workspace.start(LLM_GATEWAY=gateway)
+
+    def refused() -> bool:
+        return (workspace.view().get("last_sample_error_detail") or {}).get("kind") == "auth_failed"
+
+    wait_for(refused, timeout=20)  # the probe's
+    task = final_task(await send(workspace.url, "/cost", str(uuid.uuid4())))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED  # the CLI answered itself
+    beats = len(workspace.emulator.calls_to("/registry/heartbeat"))
+    wait_for(lambda: len(workspace.emulator.calls_to("/registry/heartbeat")) > beats + 1, 10)
+    assert refused()
+    assert workspace.view()["runtime_state"] == "wedged"

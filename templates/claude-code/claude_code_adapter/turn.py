@@ -215,7 +215,10 @@ class TurnRunner:
                 else:
                     ctx.report_error(RuntimeError(reason))
                 raise TurnFailed(ctx.redact(reason)[:500], status)
-            ctx.report_success()
+            if _called_the_llm(message):
+                # a reply the CLI made by itself (a blank prompt, /cost) proves nothing
+                # about the credential: only an LLM call's success clears an LLM error
+                ctx.report_success()
             return message.result or "\n".join(texts)
         return None
 
@@ -232,6 +235,11 @@ class TurnRunner:
             except ClaudeSDKError:
                 return False
         return False
+
+
+def _called_the_llm(message: ResultMessage) -> bool:
+    usage = message.usage or {}
+    return any(int(usage.get(key) or 0) > 0 for key in ("input_tokens", "output_tokens"))
 
 
 def _result_reason(message: ResultMessage) -> str:
