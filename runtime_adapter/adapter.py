@@ -63,6 +63,9 @@ class AdapterContext:
     # them twice); a call that ended in another status after the CLI's retries is
     # still the adapter's to report, since the gateway cannot tell a retry from a call
     calls_observed: bool = False
+    # the workspace token as the runtime holds it (in memory too, when the volume is
+    # read-only): for routes that only the platform may call
+    token: Callable[[], str | None] = lambda: None
     _running: list[list[str]] = field(default_factory=list, repr=False)
 
     def start_soon(self, work: Callable[[], Awaitable[Any]]) -> None:

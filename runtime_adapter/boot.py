@@ -108,6 +108,7 @@ class Boot:
         before_start: BeforeStart = _nothing,
         stages: Stages | None = None,
         agent_plan: AgentPlan | None = None,
+        token: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.environ = environ
@@ -118,6 +119,7 @@ class Boot:
         self.before_start = before_start
         self.stages = stages if stages is not None else Stages()
         self.agent_plan = agent_plan
+        self.token = token
         self.config: WorkspaceConfig | None = None
         self.plan: EnvPlan | None = None
         self.adapter_name = ""
@@ -184,6 +186,7 @@ class Boot:
             redact=REDACTOR,
             spawn=self.spawn,
             calls_observed=self.agent_plan is not None,
+            token=self.token,
         )
         self.adapter_name = adapter.name
         await self.before_start(adapter, context)

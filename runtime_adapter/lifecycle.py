@@ -161,6 +161,7 @@ class Runtime:
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
         self._boot: Boot | None = None  # the current or last boot attempt
+        self._tokens: TokenStore | None = None
         # the agent's only road to its LLM, and the only holder of the credential (§13)
         self.gateway: Gateway | None = None
         self._gateway_sock: socket.socket | None = None
@@ -226,6 +227,7 @@ class Runtime:
             settings_error=self.settings_error,
             before_start=self._before_start,
             agent_plan=self._agent_plan if self.gateway is not None else None,
+            token=lambda: self._tokens.token if self._tokens is not None else None,
         )
         try:
             booted = await attempt()
@@ -389,7 +391,7 @@ class Runtime:
         self._boot_work.add("register")
         # the platform client first: building it imports httpcore and h11, which is
         # quicker before the probe's import thread starts competing for the GIL
-        tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
+        tokens = self._tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
         client = await stack.enter_async_context(
             PlatformClient(
                 self.platform_url,

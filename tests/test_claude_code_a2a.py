@@ -468,6 +468,32 @@ async def test_transcript_needs_the_workspace_token_and_fails_closed(
     assert (body["runtime"], body["supported"], body["more"]) == ("claude-code", True, False)
     assert body["cursor"] == len(body["lines"]) > 0
     assert "zebra" in str(body["lines"])
+    # paged: one line, then the rest from the cursor
+    async with httpx.AsyncClient(timeout=10) as http:
+        bearer = {"Authorization": f"Bearer {token}"}
+        first = (await http.get(f"{workspace.url}/transcript?limit=1", headers=bearer)).json()
+        rest = await http.get(f"{workspace.url}/transcript?since=1&limit=1000", headers=bearer)
+        odd = await http.get(
+            f"{workspace.url}/transcript", headers={b"Authorization": "Bearer ü".encode()}
+        )
+    assert (len(first["lines"]), first["cursor"], first["more"]) == (1, 1, True)
+    assert first["lines"] + rest.json()["lines"] == body["lines"]
+    assert odd.status_code == 401  # not a 500
+
+
+async def test_the_transcript_opens_to_the_token_held_in_memory(workspace: Workspace) -> None:
+    """A read-only volume keeps the token in memory only (DESIGN §7): the platform's
+    bearer still opens /transcript."""
+    workspace.start()
+    await send(workspace.url, "remember the word zebra", str(uuid.uuid4()))
+    token_file = workspace.root / "configs" / ".auth_token"
+    token = token_file.read_text().strip()
+    token_file.unlink()  # the runtime keeps what it read
+    async with httpx.AsyncClient(timeout=10) as http:
+        good = await http.get(
+            f"{workspace.url}/transcript", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert good.status_code == 200
 
 
 async def test_stop_cancels_running_turns_and_leaves_no_cli_behind(workspace: Workspace) -> None:

@@ -7,7 +7,9 @@ it; with no token known it answers 401 (fail closed).
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,10 +34,11 @@ class Transcript:
 
     async def handle(self, request: Request) -> Response:
         ctx, book = self.ctx, self.book
-        token = await anyio.to_thread.run_sync(read_token, ctx.settings.config_path)
+        # the token the runtime holds (in memory on a read-only volume), else the file's
+        token = ctx.token() or await anyio.to_thread.run_sync(read_token, ctx.settings.config_path)
         given = request.headers.get("authorization", "")
         scheme, _, presented = given.partition(" ")
-        if not token or scheme.lower() != "bearer" or not hmac.compare_digest(presented, token):
+        if not token or scheme.lower() != "bearer" or not _same(presented, token):
             # fail closed: no token known means nobody may read the conversation
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         try:
@@ -44,25 +47,36 @@ class Transcript:
         except ValueError:
             return JSONResponse({"error": "since and limit are integers"}, status_code=400)
         path = await anyio.to_thread.run_sync(book.latest)
-        lines: list[Any] = []
-        total = 0
+        raw: list[str] = []
+        more = False
         if path is not None:
-            raw = await anyio.to_thread.run_sync(path.read_text)
-            entries = raw.splitlines()
-            total = len(entries)
-            for line in entries[since : since + limit]:
-                try:
-                    lines.append(json.loads(ctx.redact(line)))
-                except ValueError:
-                    continue
-        cursor = min(total, since + limit)
+            raw, more = await anyio.to_thread.run_sync(_page, path, since, limit)
+        lines: list[Any] = []
+        for line in raw:
+            try:
+                lines.append(json.loads(ctx.redact(line)))
+            except ValueError:
+                continue
         return JSONResponse(
             {
                 "runtime": self.runtime,
                 "supported": True,
                 "lines": lines,
-                "cursor": cursor,
-                "more": cursor < total,
+                "cursor": since + len(raw),
+                "more": more,
                 "source": path.name if path is not None else None,
             }
         )
+
+
+def _same(presented: str, token: str) -> bool:
+    """Constant time, on bytes: a header that is not ASCII is a wrong token, not a 500."""
+    return hmac.compare_digest(presented.encode("utf-8", "replace"), token.encode())
+
+
+def _page(path: Path, since: int, limit: int) -> tuple[list[str], bool]:
+    """Lines ``since`` .. ``since + limit`` of ``path`` and whether more follow, reading
+    no further than one line past the page."""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        page = list(itertools.islice(lines, since, since + limit + 1))
+    return [line.rstrip("\n") for line in page[:limit]], len(page) > limit
