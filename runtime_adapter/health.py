@@ -41,6 +41,7 @@ _OWN_FAILURES = frozenset(
     {"auth_failed", "permission_denied", "upstream_error", "network_error", "timeout"}
 )
 _LLM_SOURCES = frozenset({"llm_probe", "llm_call"})
+_BEAT_OPERATION = "heartbeat"  # heartbeat.BEAT: the platform's own failure to take a beat
 
 
 def _iso(timestamp: float) -> str:
@@ -333,13 +334,20 @@ class Health:
         return list(self._errors.values())
 
     def current(self) -> SampleError | None:
-        """The error to show: errors before warnings, then the most recent."""
+        """The error to show (DESIGN §8): errors before warnings; the workspace's own
+        problem (config, credential, LLM, runtime, a refused register) before the
+        platform's failure to take a beat, which is no news to the platform; then the
+        most recent."""
         if not self._errors:
             return None
         return max(
-            self._errors.values(),
-            key=lambda e: (e.severity == "error", e.last_seen),
-        )
+            self._errors.items(),
+            key=lambda item: (
+                item[1].severity == "error",
+                item[0] != _BEAT_OPERATION,
+                item[1].last_seen,
+            ),
+        )[1]
 
     @property
     def runtime_state(self) -> str:

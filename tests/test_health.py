@@ -221,3 +221,23 @@ async def test_wait_changed_wakes_on_a_new_error() -> None:
             await health.wait_changed(since)
     assert health.version == since + 1
     assert PlatformUnavailable("x", endpoint="p").kind == "upstream_error"
+
+
+def test_a_failed_beat_never_hides_a_refused_register() -> None:
+    """DESIGN §8: a 503 blip on a beat is no news to the platform; the refused register
+    (the workspace's own problem) stays what sample_error shows."""
+    clock = [100.0]
+    health = Health(clock=lambda: clock[0])
+    refused = classify(
+        PlatformRejected(
+            "url_validate_failed", endpoint="p", status=400, kind="registration_failed"
+        ),
+        "platform",
+    )
+    health.record_failure(refused, operation="register")
+    clock[0] += 5
+    blip = classify(PlatformUnavailable("unavailable", endpoint="p", status=503), "platform")
+    health.record_failure(blip, operation="heartbeat")
+    current = health.current()
+    assert current is not None
+    assert current.kind == "registration_failed"
