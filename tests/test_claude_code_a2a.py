@@ -76,7 +76,12 @@ class Workspace:
     processes: list[Process] = field(default_factory=list)
 
     def start(
-        self, runtime_config: str = "", *, permission_mode: str | None = None, **env: str
+        self,
+        runtime_config: str = "",
+        *,
+        permission_mode: str | None = None,
+        max_turns: int | None = None,
+        **env: str,
     ) -> Process:
         configs = self.root / "configs"
         configs.mkdir(exist_ok=True)
@@ -86,6 +91,8 @@ class Workspace:
             .read_text()
             .replace("runtime_config:\n", "runtime_config:\n" + runtime_config, 1)
         )
+        if max_turns is not None:
+            config = config.replace("max_turns: 30", f"max_turns: {max_turns}")
         if permission_mode is not None:  # the real tools run without asking (as root: sandbox)
             config = config.replace(
                 "permission_mode: acceptEdits", f"permission_mode: {permission_mode}"
@@ -723,3 +730,26 @@ async def test_a_reply_without_an_llm_call_leaves_a_refused_key_reported(
     wait_for(lambda: len(workspace.emulator.calls_to("/registry/heartbeat")) > beats + 1, 10)
     assert refused()
     assert workspace.view()["runtime_state"] == "wedged"
+
+
+@pytest.mark.parametrize("gateway", ["on", "off"])
+async def test_a_task_that_reaches_max_turns_fails_alone(
+    workspace: Workspace, gateway: str
+) -> None:
+    """Every LLM call fine, the turn limit reached: the task fails with the CLI's
+    reason, and the workspace stays healthy (no runtime_crash, no wedge)."""
+    workspace.llm.script = lambda body: (
+        ToolUse("Bash", {"command": "true", "description": "again"})
+        if body.get("stream")
+        else "a title"
+    )
+    workspace.start(max_turns=1, permission_mode="bypassPermissions", LLM_GATEWAY=gateway)
+    beats = len(workspace.emulator.calls_to("/registry/heartbeat"))
+    task = final_task(await send(workspace.url, "loop forever", str(uuid.uuid4())))
+    assert task.status.state == TaskState.TASK_STATE_FAILED
+    reason = "\n".join(p.text for p in task.status.message.parts)
+    assert "turns" in reason.lower(), reason
+    wait_for(lambda: len(workspace.emulator.calls_to("/registry/heartbeat")) > beats + 2, 10)
+    since = workspace.emulator.calls_to("/registry/heartbeat")[beats:]
+    seen = {(c.body["runtime_state"], c.body["sample_error"]) for c in since}
+    assert seen == {("", "")}, seen  # never wedged, not even for one beat

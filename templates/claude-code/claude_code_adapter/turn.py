@@ -212,8 +212,8 @@ class TurnRunner:
                 status = message.api_error_status
                 if status is not None:
                     ctx.report_status(status, reason)
-                else:
-                    ctx.report_error(RuntimeError(reason))
+                # without an LLM status the turn ended for a reason of its own (its
+                # max_turns, a budget): that task's failure, not the workspace's
                 raise TurnFailed(ctx.redact(reason)[:500], status)
             if _called_the_llm(message):
                 # a reply the CLI made by itself (a blank prompt, /cost) proves nothing
