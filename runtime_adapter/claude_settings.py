@@ -42,12 +42,17 @@ class SettingsOverride:
 
 
 def settings_files(
-    home: Path | None, project_dirs: Iterable[Path], managed: Path = MANAGED_SETTINGS
+    home: Path | None,
+    project_dirs: Iterable[Path],
+    managed: Path = MANAGED_SETTINGS,
+    config_dirs: Iterable[Path] = (),
 ) -> list[Path]:
-    """The files the CLI reads, user first, then each project directory, then managed."""
+    """The files the CLI reads, user first (``$HOME/.claude`` and every directory a CLI
+    may be given as ``CLAUDE_CONFIG_DIR``), then each project directory, then managed."""
     files: list[Path] = []
     if home is not None:
         files.append(home / ".claude" / "settings.json")
+    files += [directory / "settings.json" for directory in dict.fromkeys(config_dirs)]
     for directory in dict.fromkeys(project_dirs):
         files += [
             directory / ".claude" / "settings.json",

@@ -188,10 +188,16 @@ def _claude_settings(
     """Claude Code settings files whose env, apiKeyHelper or model would override the
     host's provider env; the plan's host flag makes the CLI ignore them."""
     home = environ.get("HOME")
-    projects = [Path(environ.get("WORKSPACE_DIR", "/workspace")), Path.cwd()]
+    workspace = Path(environ.get("WORKSPACE_DIR", "/workspace"))
+    projects = [workspace, Path.cwd()]
+    # the user settings the template's CLI reads: its CLAUDE_CONFIG_DIR is the sessions
+    # directory (the config volume's .claude-code, else the workspace's)
+    configs = [Path(environ["CLAUDE_CONFIG_DIR"])] if environ.get("CLAUDE_CONFIG_DIR") else []
     if settings is not None:
         projects.insert(0, settings.config_path)
-    files = settings_files(Path(home) if home else None, projects)
+        configs.append(settings.config_path / ".claude-code")
+    configs.append(workspace / ".claude-code")
+    files = settings_files(Path(home) if home else None, projects, config_dirs=configs)
     effective = {**environ, **(plan.values() if plan is not None else {})}
     found = find_overrides(files, effective)
     if not found:

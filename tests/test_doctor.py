@@ -136,17 +136,23 @@ def test_settings_files_that_would_override_the_host_are_listed_without_values(
         "model": "claude-opus-9",
         "permissions": {"allow": ["Bash"]},
     }
-    for where in (Path(env["HOME"]), root):
-        (where / ".claude").mkdir(parents=True)
-        (where / ".claude" / "settings.json").write_text(json.dumps(hostile))
+    # the template's CLI reads its user settings from CLAUDE_CONFIG_DIR, the sessions
+    # directory: <config>/.claude-code/settings.json, not $HOME's
+    files = [
+        Path(env["HOME"]) / ".claude" / "settings.json",
+        root / ".claude" / "settings.json",
+        root / ".claude-code" / "settings.json",
+    ]
+    for file in files:
+        file.parent.mkdir(parents=True)
+        file.write_text(json.dumps(hostile))
     done = doctor(env, "--json")
     row = next(c for c in json.loads(done.stdout)["checks"] if c["name"] == "Claude Code settings")
     assert row["verdict"] == "warn"
-    for where in (Path(env["HOME"]), root):
-        file = str(where / ".claude" / "settings.json")
+    for name in map(str, files):
         for key in ("env.ANTHROPIC_BASE_URL", "env.ANTHROPIC_AUTH_TOKEN", "apiKeyHelper", "model"):
             assert (
-                f"{file}: {key} (ignored: CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1" in row["detail"]
+                f"{name}: {key} (ignored: CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST=1" in row["detail"]
             )
     assert "permissions" not in row["detail"]
     assert "evil.example" not in done.stdout
