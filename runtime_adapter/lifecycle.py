@@ -45,7 +45,7 @@ from .server import ServerState, bind, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
 from .volume import WorkspaceConfig
-from .watch import CredentialCheck, wait_for_change
+from .watch import CredentialCheck, signature, wait_for_change
 
 __all__ = ["Phase", "Runtime", "Stopping"]
 
@@ -162,6 +162,7 @@ class Runtime:
         self._group: anyio.abc.TaskGroup | None = None
         self._boot: Boot | None = None  # the current or last boot attempt
         self._tokens: TokenStore | None = None
+        self._read: tuple[tuple[str, int, int], ...] | None = None
         # the agent's only road to its LLM, and the only holder of the credential (§13)
         self.gateway: Gateway | None = None
         self._gateway_sock: socket.socket | None = None
@@ -216,6 +217,11 @@ class Runtime:
     async def boot(self) -> bool:
         """One boot attempt (``boot.Boot``), its outcome taken over here. True on success."""
         self._enter(Phase.BOOTING)
+        # what the boot is about to read: a change from here on boots again, even one
+        # made before the failed boot's watch begins
+        self._read = await anyio.to_thread.run_sync(
+            signature, self.settings.config_path, self.settings.runtime_secrets_dir
+        )
         if self.gateway is not None:
             self.gateway.token = secrets.token_urlsafe(32)  # new every boot
         attempt = self._boot = Boot(

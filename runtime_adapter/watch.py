@@ -37,8 +37,14 @@ WATCH_INTERVAL = 1.0
 Running = Callable[[], "tuple[WorkspaceConfig | None, BaseAdapter, AdapterContext] | None"]
 
 
+# what the runtime and the agent write into the config volume themselves: never a
+# reason to boot again (the token has its own watch, CredentialCheck)
+_OWN = frozenset({".auth_token", ".platform_inbound_secret", ".claude-code"})
+
+
 def signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
-    """What changed on the volume or in the secrets dir: names, sizes, mtimes (2 levels)."""
+    """What changed on the volume or in the secrets dir: names, sizes, mtimes (2 levels),
+    leaving out what the runtime and the agent write there themselves."""
     entries: list[tuple[str, int, int]] = []
     for root in roots:
         if root is None:
@@ -53,6 +59,8 @@ def signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
             entries.append((str(root), -1, -1))
             continue
         for child in children:
+            if child.name in _OWN or child.name.startswith(".auth_token."):
+                continue
             paths = [child]
             if child.is_dir() and not child.is_symlink():
                 with contextlib.suppress(OSError):
@@ -66,9 +74,13 @@ def signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
     return tuple(sorted(entries))
 
 
-async def wait_for_change(*roots: Path | None) -> None:
-    """Return when anything under ``roots`` changes."""
-    before = await anyio.to_thread.run_sync(signature, *roots)
+async def wait_for_change(
+    *roots: Path | None, since: tuple[tuple[str, int, int], ...] | None = None
+) -> None:
+    """Return when anything under ``roots`` differs from ``since`` (a ``signature`` taken
+    before the boot read them, so a fix made while that boot failed is not missed), or,
+    without it, from how they are now."""
+    before = since if since is not None else await anyio.to_thread.run_sync(signature, *roots)
     while True:
         await anyio.sleep(WATCH_INTERVAL)
         if await anyio.to_thread.run_sync(signature, *roots) != before:
