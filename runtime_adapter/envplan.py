@@ -722,5 +722,10 @@ def agent_plan(plan: EnvPlan, *, url: str, token: str) -> EnvPlan:
         ),
     }
     assignments = tuple(replaced.get(item.name, item) for item in plan.assignments)
+    if plan.arm.anthropic:
+        # Claude Code's documentation: MCP tool search turns off for a base URL that is
+        # not Anthropic's unless this is set; behind the loopback gateway it still is
+        why = "the gateway is Anthropic's endpoint for this arm"
+        assignments += (Assignment("ENABLE_TOOL_SEARCH", "true", why),)
     actions = {item.name: Action.SET if item.value else Action.UNSET for item in assignments}
     return replace(plan, assignments=assignments, actions=actions)

@@ -121,6 +121,11 @@ def test_the_agents_plan_holds_no_credential() -> None:
     assert values["ANTHROPIC_AUTH_TOKEN"] == "gw"
     assert KEY not in json.dumps(values)
     assert values["ANTHROPIC_MODEL"] == direct.values()["ANTHROPIC_MODEL"]
+    assert "ENABLE_TOOL_SEARCH" not in values  # a third-party arm: as the CLI decides
+    anthropic = plan({"model": "claude-sonnet-5"}, {"ANTHROPIC_API_KEY": ANTHROPIC_KEY})
+    through = agent_plan(anthropic, url="http://127.0.0.1:1234", token="gw").values()
+    assert through["ENABLE_TOOL_SEARCH"] == "true"  # as at Anthropic's own URL
+    assert "ANTHROPIC_API_KEY" not in through
     assert {"MINIMAX_API_KEY", "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"} <= set(
         key_variables(builtin_arms())
     )
