@@ -66,6 +66,9 @@ class AdapterContext:
     # the workspace token as the runtime holds it (in memory too, when the volume is
     # read-only): for routes that only the platform may call
     token: Callable[[], str | None] = lambda: None
+    # behind the gateway: the direct plan (the real credential and base URL), for the
+    # runtime's own credential probe only; never put in an environment
+    direct: Callable[[], EnvPlan | None] | None = None
     _running: list[list[str]] = field(default_factory=list, repr=False)
 
     def start_soon(self, work: Callable[[], Awaitable[Any]]) -> None:
@@ -191,10 +194,15 @@ class BaseAdapter:
         # the probe's outcome is its own (llm_probe): a gateway does not count it as a call
         headers = {PROBE_HEADER: "1"}
         options: dict[str, Any] = {"max_retries": 0, "timeout": PROBE_TIMEOUT}
+        direct = ctx.direct() if ctx.direct is not None else None
+        if direct is not None:
+            # the runtime's own request: straight to the provider with the credential
+            # the gateway would use, not through the gateway (which serves only once
+            # the first register is out) - the agent's env holds no credential anyway
+            options.update(_direct_options(direct))
+        elif plan.arm.auth == "oauth":
+            options["auth_token"] = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
         if plan.arm.auth == "oauth":
-            # behind the gateway the agent's env has only the gateway's bearer
-            token = os.environ.get("CLAUDE_CODE_OAUTH_TOKEN")
-            options["auth_token"] = token or os.environ.get("ANTHROPIC_AUTH_TOKEN")
             headers["anthropic-beta"] = OAUTH_BETA
         options["default_headers"] = headers
         async with anthropic.AsyncAnthropic(**options) as client:
@@ -235,6 +243,20 @@ class BaseAdapter:
                 return False
         ctx.health.record_success("llm_probe")
         return True
+
+
+def _direct_options(plan: EnvPlan) -> dict[str, Any]:
+    """The probe's client options from the direct plan; an explicit credential makes the
+    SDK read none from the environment (where only the gateway's token is)."""
+    values = plan.values()
+    options: dict[str, Any] = {"base_url": plan.base_url or "https://api.anthropic.com"}
+    if values.get("ANTHROPIC_API_KEY"):
+        options["api_key"] = values["ANTHROPIC_API_KEY"]
+    else:
+        options["auth_token"] = values.get("ANTHROPIC_AUTH_TOKEN") or values.get(
+            "CLAUDE_CODE_OAUTH_TOKEN"
+        )
+    return options
 
 
 def _adapter_in(module: Any, where: str) -> type[BaseAdapter]:

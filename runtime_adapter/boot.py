@@ -109,6 +109,7 @@ class Boot:
         stages: Stages | None = None,
         agent_plan: AgentPlan | None = None,
         token: Callable[[], str | None] = lambda: None,
+        direct: Callable[[], EnvPlan | None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.environ = environ
@@ -120,6 +121,7 @@ class Boot:
         self.stages = stages if stages is not None else Stages()
         self.agent_plan = agent_plan
         self.token = token
+        self.direct = direct
         self.config: WorkspaceConfig | None = None
         self.plan: EnvPlan | None = None
         self.adapter_name = ""
@@ -187,6 +189,7 @@ class Boot:
             spawn=self.spawn,
             calls_observed=self.agent_plan is not None,
             token=self.token,
+            direct=self.direct if self.agent_plan is not None else None,
         )
         self.adapter_name = adapter.name
         await self.before_start(adapter, context)

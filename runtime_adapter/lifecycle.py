@@ -234,6 +234,7 @@ class Runtime:
             before_start=self._before_start,
             agent_plan=self._agent_plan if self.gateway is not None else None,
             token=lambda: self._tokens.token if self._tokens is not None else None,
+            direct=lambda: self.plan,
         )
         try:
             booted = await attempt()
