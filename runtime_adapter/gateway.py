@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -180,18 +181,28 @@ class Gateway:
         self.outcomes = outcomes or Outcomes()
         self.redact = redact
         self.token = token or secrets.token_urlsafe(32)
-        # no Nagle: a request's headers and body go out as two writes, and the second
-        # would wait for the first one's delayed ACK (~40 ms) before the upstream sees it
-        road = transport or httpx.AsyncHTTPTransport(
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
-        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=road, trust_env=False)
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None  # built by open(): it loads the CA store
         self._rewritten: set[str] = set()  # model ids logged once (bounded below)
         self.requests = 0
         self.refused = 0
 
+    def open(self, tls: ssl.SSLContext | None = None) -> None:
+        """Build the upstream client (blocking: the CA store is read unless ``tls`` is
+        given; call it from a worker thread). Done at the first request otherwise."""
+        if self._http is not None:
+            return
+        # no Nagle: a request's headers and body go out as two writes, and the second
+        # would wait for the first one's delayed ACK (~40 ms) before the upstream sees it
+        road = self._transport or httpx.AsyncHTTPTransport(
+            verify=tls if tls is not None else True,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        )
+        self._http = httpx.AsyncClient(timeout=TIMEOUT, transport=road, trust_env=False)
+
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -236,6 +247,8 @@ class Gateway:
         headers = upstream_headers(list(request.headers.items()), plan.arm.auth, credential)
         self.requests += 1
         started = time.perf_counter()
+        self.open()
+        assert self._http is not None
         try:
             outgoing = self._http.build_request(request.method, url, headers=headers, content=body)
             with anyio.fail_after(610):  # to the answer's headers

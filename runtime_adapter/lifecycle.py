@@ -76,6 +76,8 @@ class Phase(enum.Enum):
 
 # the server starts serving once the first register attempt is out, or after this long
 _SERVE_AFTER = 1.0
+# the gateway serves once the first register and probe are done, or after this long
+_GATEWAY_AFTER = 3.0
 
 _ALLOWED = {
     Phase.CREATED: {Phase.BOOTING, Phase.STOPPING},
@@ -163,6 +165,7 @@ class Runtime:
         self._boot: Boot | None = None  # the current or last boot attempt
         self._tokens: TokenStore | None = None
         self._read: tuple[tuple[str, int, int], ...] | None = None
+        self._boot_quiet = anyio.Event()  # the first register and probe are done
         # the agent's only road to its LLM, and the only holder of the credential (§13)
         self.gateway: Gateway | None = None
         self._gateway_sock: socket.socket | None = None
@@ -306,6 +309,7 @@ class Runtime:
         self._boot_work.discard(name)
         if not self._boot_work:
             _collect_again()
+            self._boot_quiet.set()
 
     def _failed(self, error: Any, text: str) -> bool:
         self.health.record_failure(error)
@@ -441,7 +445,7 @@ class Runtime:
         registered = anyio.Event()
         group.start_soon(self._serve, sock, registered, stopping)
         if self.gateway is not None and self._gateway_sock is not None:
-            group.start_soon(self._serve_gateway, self.gateway, self._gateway_sock, registered)
+            group.start_soon(self._serve_gateway, self.gateway, self._gateway_sock)
         with self.stages("register"), stopping.guard():
             await group.start(heartbeat.run)
         registered.set()
@@ -487,13 +491,14 @@ class Runtime:
             self._cannot_listen(error)
             stopping.set()
 
-    async def _serve_gateway(
-        self, gateway: Gateway, sock: socket.socket, registered: anyio.Event
-    ) -> None:
-        """The gateway on its loopback socket, from the same moment as the server; a
+    async def _serve_gateway(self, gateway: Gateway, sock: socket.socket) -> None:
+        """The gateway on its loopback socket once the boot's own work is done; a
         request meanwhile waits in the backlog."""
-        with anyio.move_on_after(_SERVE_AFTER):
-            await registered.wait()
+        # after the boot's own work (its imports in threads compete for the GIL): no
+        # agent request can come before the first A2A message anyway
+        with anyio.move_on_after(_GATEWAY_AFTER):
+            await self._boot_quiet.wait()
+        await anyio.to_thread.run_sync(gateway.open, prefetch.tls_context(0))
         try:
             await serve(gateway.app, sock)
         except RuntimeAdapterError as error:
