@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _state: dict[str, Any] = {}
 _redact: Callable[[str], str] = str
+
+
+EXPORT_TIMEOUT = 2.0  # seconds per OTLP export
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -83,10 +87,14 @@ def setup(resource: Mapping[str, str], redact: Callable[[str], str]) -> bool:
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes.setdefault("service.name", "runtime-adapter")
     res = Resource.create(attributes)
-    provider = TracerProvider(resource=res)
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # no atexit export (the runtime's shutdown flushes, bounded) and short exporter
+    # timeouts: a collector that accepts and never answers must not hold the exit
+    provider = TracerProvider(resource=res, shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(timeout=EXPORT_TIMEOUT)))
     meters = MeterProvider(
-        resource=res, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]
+        resource=res,
+        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(timeout=EXPORT_TIMEOUT))],
+        shutdown_on_exit=False,
     )
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(meters)
@@ -107,6 +115,9 @@ def setup(resource: Mapping[str, str], redact: Callable[[str], str]) -> bool:
             ),
             "gen_ai.client.operation.duration": meter.create_histogram(
                 "gen_ai.client.operation.duration", unit="s", description="agent turn duration"
+            ),
+            "gen_ai.server.time_to_first_token": meter.create_histogram(
+                "gen_ai.server.time_to_first_token", unit="s", description="LLM first token"
             ),
             "gen_ai.client.token.usage": meter.create_histogram(
                 "gen_ai.client.token.usage", unit="{token}", description="tokens per turn"
@@ -217,13 +228,23 @@ def traceparent_context(headers: Mapping[str, str]) -> Any:
 
 
 def shutdown(timeout: float = 2.0) -> None:
-    """Flush and stop the exporters (bounded: part of the shutdown budget)."""
+    """Flush and stop the exporters within ``timeout`` (part of the shutdown budget).
+    The SDK's flush does not bound itself against a collector that never answers, so it
+    runs in a daemon thread that is abandoned, not waited for, when time is up."""
     provider, meters = _state.pop("provider", None), _state.pop("meters", None)
     _state.clear()
     millis = int(timeout * 1000)
-    if provider is not None:
-        provider.force_flush(millis)
-        provider.shutdown()
-    if meters is not None:
-        meters.force_flush(millis)
-        meters.shutdown(millis)
+
+    def stop() -> None:
+        if provider is not None:
+            provider.force_flush(millis)
+            provider.shutdown()
+        if meters is not None:
+            meters.force_flush(millis)
+            meters.shutdown(millis)
+
+    worker = threading.Thread(target=stop, name="otel-shutdown", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        log.warning("telemetry: the collector did not take the last export in %.1f s", timeout)

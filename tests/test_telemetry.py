@@ -254,3 +254,62 @@ def test_an_error_event_carrying_the_key_is_redacted(
     message = probe.events[0]["exception.message"]
     assert fingerprint(KEY) in message
     assert KEY.encode() not in bytes(sink.raw)
+
+
+@pytest.mark.parametrize("collector", ["hung", "dead"])
+def test_shutdown_takes_under_ten_seconds_whatever_the_collector_does(
+    tmp_path: Path, collector: str
+) -> None:
+    """DESIGN §9 with telemetry on: the real OTLP exporters against a collector that
+    accepts connections and never answers (or is not there at all); SIGTERM -> exit 0
+    within 10 s, the flush abandoned rather than waited for."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_say_nothing() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    if collector == "dead":
+        listener.close()  # connections refused
+    else:
+        threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "config.yaml").write_text("name: traced\n")
+    emulator = PlatformEmulator()
+    try:
+        with serve_in_thread(emulator.app) as platform_url:
+            port = free_port()
+            process = Process(
+                {
+                    "WORKSPACE_ID": WS,
+                    "PLATFORM_URL": platform_url,
+                    "WORKSPACE_CONFIG_PATH": str(configs),
+                    "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+                    "PORT": str(port),
+                    "HEARTBEAT_INTERVAL_SECONDS": "1",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                    "OTEL_BSP_SCHEDULE_DELAY": "100",
+                    "OTEL_METRIC_EXPORT_INTERVAL": "300",
+                },
+                port,
+            )
+            wait_for(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 3, timeout=30)
+            assert process.stop() == 0, process.output[-2000:]
+            assert process.stopped_in < 10, process.stopped_in
+    finally:
+        stop.set()
+        for connection in held:
+            connection.close()
+        listener.close()
