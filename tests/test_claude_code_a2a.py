@@ -123,6 +123,9 @@ class Workspace:
         beats = len(self.emulator.calls_to("/registry/heartbeat"))
         wait_for(lambda: len(self.emulator.calls_to("/registry/heartbeat")) > beats, timeout=30)
         wait_for(lambda: process.get("/health") is not None, timeout=10)
+        # the probe runs beside the boot (an import of ~1 s): a test that changes the
+        # fake's answers next must not race it
+        wait_for(lambda: self.llm.requests and self.llm.in_flight == 0, timeout=30)
         return process
 
     @property

@@ -67,6 +67,9 @@ def runtime(tmp_path: Path) -> Iterator[tuple[Process, PlatformEmulator, FakeLLM
         )
         try:
             wait_for(lambda: emulator.calls_to("/registry/heartbeat"), timeout=30)
+            # the probe runs beside the boot, after an import of ~1 s: a test that makes
+            # the fake refuse must not race it, so wait until it has been answered
+            wait_for(lambda: llm.requests and llm.in_flight == 0, timeout=30)
             yield process, emulator, llm
         finally:
             assert process.stop() == 0, process.output[-3000:]
