@@ -83,7 +83,8 @@ class TokenStore:
             except OSError:
                 # not ours (the provisioner's): our own copy replaces it
                 log.info("%s was readable by other users; saving it again 0600", self.path)
-                self.save(token)
+                self.save(token)  # adopts it too
+                return changed
             if changed:
                 self._adopt(token)
             return changed

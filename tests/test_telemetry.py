@@ -231,20 +231,15 @@ def test_an_error_event_carrying_the_key_is_redacted(
     configs.mkdir()
     (configs / "config.yaml").write_text("model: MiniMax-M2\n")
     with serve_in_thread(emulator.app) as platform_url, serve_in_thread(llm.app) as llm_url:
-        port = free_port()
-        process = Process(
+        process = echo_runtime(
+            platform_url,
+            configs,
             {
-                "WORKSPACE_ID": WS,
-                "PLATFORM_URL": platform_url,
-                "WORKSPACE_CONFIG_PATH": str(configs),
-                "ADAPTER_MODULE": "runtime_adapter.testing.echo",
-                "PORT": str(port),
                 "MINIMAX_API_KEY": KEY,
                 "MINIMAX_BASE_URL": llm_url,
                 "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
                 "OTEL_BSP_SCHEDULE_DELAY": "100",
             },
-            port,
         )
         try:
             probe = wait_for(lambda: sink.named("credential probe"), timeout=30)[0]
@@ -254,6 +249,19 @@ def test_an_error_event_carrying_the_key_is_redacted(
     message = probe.events[0]["exception.message"]
     assert fingerprint(KEY) in message
     assert KEY.encode() not in bytes(sink.raw)
+
+
+def echo_runtime(platform_url: str, configs: Path, env: dict[str, str]) -> Process:
+    """``run`` with the echo adapter on a free port, plus ``env``."""
+    port = free_port()
+    base = {
+        "WORKSPACE_ID": WS,
+        "PLATFORM_URL": platform_url,
+        "WORKSPACE_CONFIG_PATH": str(configs),
+        "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+        "PORT": str(port),
+    }
+    return Process({**base, **env}, port)
 
 
 @pytest.mark.parametrize("collector", ["hung", "dead"])
@@ -290,20 +298,15 @@ def test_shutdown_takes_under_ten_seconds_whatever_the_collector_does(
     emulator = PlatformEmulator()
     try:
         with serve_in_thread(emulator.app) as platform_url:
-            port = free_port()
-            process = Process(
+            process = echo_runtime(
+                platform_url,
+                configs,
                 {
-                    "WORKSPACE_ID": WS,
-                    "PLATFORM_URL": platform_url,
-                    "WORKSPACE_CONFIG_PATH": str(configs),
-                    "ADAPTER_MODULE": "runtime_adapter.testing.echo",
-                    "PORT": str(port),
                     "HEARTBEAT_INTERVAL_SECONDS": "1",
                     "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
                     "OTEL_BSP_SCHEDULE_DELAY": "100",
                     "OTEL_METRIC_EXPORT_INTERVAL": "300",
                 },
-                port,
             )
             wait_for(lambda: len(emulator.calls_to("/registry/heartbeat")) >= 3, timeout=30)
             assert process.stop() == 0, process.output[-2000:]
