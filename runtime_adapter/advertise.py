@@ -18,8 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
+import httpx
 
-from ._netrules import url_verdict
+from ._netrules import address_verdict, url_verdict
 from .settings import Settings
 from .volume import WorkspaceConfig
 
@@ -289,3 +290,42 @@ async def advertise(settings: Settings, port: int) -> Advertisement:
         advertise_host=settings.advertise_host,
         pod_ip=settings.pod_ip,
     )
+
+
+def platform_mode(settings: Settings) -> str:
+    """§6's mode for addresses this workspace calls on a caller's behalf: ``local``
+    when the platform is on our loopback (``dev``), else the deploy mode."""
+    host = urlsplit(settings.platform_url or "").hostname or ""
+    addresses = [host] if _is_ip(host) else _resolve(host) if host else []
+    loopback = bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    if host == "localhost" or loopback:
+        return "local"
+    return "saas" if settings.saas else "self-hosted"
+
+
+async def url_problem(url: str, mode: str) -> str | None:
+    """Why a caller-chosen URL (a push webhook) must not be called, by §6's rules in
+    ``mode`` (no metadata, link-local, reserved address; loopback only in ``local``),
+    every address its host resolves to checked; or None. A host that does not
+    resolve is refused: fail closed."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not parts.host:
+        return "not an http:// or https:// URL with a host"
+    host = parts.host
+    if _is_ip(host):
+        addresses = [host]
+    else:
+        try:
+            with anyio.fail_after(5):
+                infos = await anyio.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, TimeoutError):
+            return "its host does not resolve"
+        addresses = sorted({str(info[4][0]) for info in infos})
+    for address in addresses:
+        problem = address_verdict(address, mode)
+        if problem is not None:
+            return problem
+    return None

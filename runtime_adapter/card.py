@@ -41,6 +41,7 @@ def build_card(
     provider: dict[str, str] | None = None,
     default_name: str = "agent",
     streaming: bool = False,
+    auth: str = "none",
 ) -> dict[str, Any]:
     """The card served at ``/.well-known/agent-card.json`` and sent to the platform.
 
@@ -67,6 +68,19 @@ def build_card(
         "preferredTransport": "JSONRPC",
         "protocolVersion": A2A_LEGACY_VERSION,
     }
+    if auth in ("platform", "bearer"):
+        # A2A 1.0: callers must present a bearer credential (A2A_AUTH, DESIGN §12)
+        card["securitySchemes"] = {
+            "bearer": {
+                "httpAuthSecurityScheme": {
+                    "scheme": "Bearer",
+                    "description": "the platform's inbound secret"
+                    if auth == "platform"
+                    else "a token the workspace's operator issued",
+                }
+            }
+        }
+        card["securityRequirements"] = [{"schemes": {"bearer": {"list": []}}}]
     if provider:
         card["provider"] = {
             "organization": provider.get("organization", ""),

@@ -13,6 +13,7 @@ request with cancel scopes (``Stopping.guard``).
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import logging
@@ -35,16 +36,17 @@ from .advertise import Advertisement, advertise, listen_port
 from .boot import Boot, BootFailed, Stages, stop_adapter
 from .card import build_card, minimal_card
 from .envplan import EnvPlan, agent_plan, apply_plan
-from .errors import ConfigError, RuntimeAdapterError
+from .errors import ConfigError, RuntimeAdapterError, SettingsError
 from .gateway import Gateway, Outcomes
 from .health import Health, LLMContext, classify, classify_status
 from .heartbeat import Heartbeat, RuntimeStatus
+from .inbound import Callers, bearer_tokens, describe
 from .logs import REDACTOR
 from .platform import PlatformClient
 from .server import ServerState, bind, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
-from .volume import WorkspaceConfig
+from .volume import INBOUND_SECRET_FILE, WorkspaceConfig
 from .watch import CredentialCheck, signature, wait_for_change
 
 __all__ = ["Phase", "Runtime", "Stopping"]
@@ -159,7 +161,20 @@ class Runtime:
         self.advertisement: Advertisement | None = None
         self.heartbeat: Heartbeat | None = None
         self.started = time.monotonic()
-        self.server_state = ServerState(self.health, self.card, details=self._details)
+        # the credential the platform presents when it calls us (§7), and who may (§12)
+        self._inbound = TokenStore(
+            settings.config_path,
+            on_token=REDACTOR.add,
+            file=INBOUND_SECRET_FILE,
+            what="platform inbound secret",
+        )
+        self.server_state = ServerState(
+            self.health,
+            self.card,
+            details=self._details,
+            callers=Callers(settings.a2a_auth, secret=lambda: self._inbound.token),
+            max_request_bytes=settings.a2a_max_request_bytes,
+        )
         self._boot_error = ""
         self._group: anyio.abc.TaskGroup | None = None
         self._boot: Boot | None = None  # the current or last boot attempt
@@ -202,6 +217,7 @@ class Runtime:
                 skills=list(adapter.skills(self.config)),
                 default_name=adapter.name or self.workspace_id,
                 streaming=adapter.streaming,
+                auth=self.settings.a2a_auth,
             )
         name = (self.config.name if self.config else None) or self.workspace_id
         return minimal_card(name, self.url, f"not running: {self._boot_error}"[:300])
@@ -227,13 +243,20 @@ class Runtime:
         )
         if self.gateway is not None:
             self.gateway.token = secrets.token_urlsafe(32)  # new every boot
+        callers = self.server_state.callers
+        settings_error = self.settings_error
+        if settings_error is None and callers.mode == "bearer":
+            try:
+                callers.tokens = await anyio.to_thread.run_sync(self._bearer_tokens)
+            except ConfigError as error:
+                settings_error = error
         attempt = self._boot = Boot(
             self.settings,
             self.environ,
             health=self.health,
             status=self.status,
             spawn=self._group.start_soon if self._group is not None else None,
-            settings_error=self.settings_error,
+            settings_error=settings_error,
             before_start=self._before_start,
             agent_plan=self._agent_plan if self.gateway is not None else None,
             token=lambda: self._tokens.token if self._tokens is not None else None,
@@ -255,6 +278,26 @@ class Runtime:
         self._boot_error = ""
         self._enter(Phase.RUNNING)
         return True
+
+    def _bearer_tokens(self) -> tuple[str, ...]:
+        """``A2A_BEARER_TOKENS``: the variable, else the file of that name in the secrets
+        dir; ``A2A_AUTH=bearer`` without any is a settings error (fail closed)."""
+        raw = self.settings.a2a_bearer_tokens
+        text = raw.get_secret_value() if raw is not None else None
+        where = self.settings.runtime_secrets_dir
+        if text is None and where is not None:
+            with contextlib.suppress(OSError):
+                text = (where / "A2A_BEARER_TOKENS").read_bytes()[:65536].decode("utf-8", "replace")
+        tokens = bearer_tokens(text)
+        if not tokens:
+            raise SettingsError(
+                "A2A_AUTH=bearer needs the tokens callers may present",
+                hint="set A2A_BEARER_TOKENS (comma-separated) or put a file A2A_BEARER_TOKENS "
+                "in RUNTIME_SECRETS_DIR; A2A requests are refused until then",
+                variable="A2A_BEARER_TOKENS",
+            )
+        REDACTOR.add(*tokens)
+        return tokens
 
     def _agent_plan(self, plan: EnvPlan) -> EnvPlan:
         """The plan as the agent gets it: the gateway's loopback URL and token."""
@@ -403,11 +446,14 @@ class Runtime:
         # the platform client first: building it imports httpcore and h11, which is
         # quicker before the probe's import thread starts competing for the GIL
         tokens = self._tokens = TokenStore(self.settings.config_path, on_token=REDACTOR.add)
+        await anyio.to_thread.run_sync(self._inbound.refresh)  # one a last run was sent
+        log.info("%s", describe(self.server_state.callers))
         client = await stack.enter_async_context(
             PlatformClient(
                 self.platform_url,
                 self.workspace_id,
                 tokens,
+                inbound=self._inbound,
                 transport=self.platform_transport,
                 tls=prefetch.tls_context(),
             )

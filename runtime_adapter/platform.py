@@ -102,6 +102,7 @@ class PlatformClient:
         workspace_id: str,
         tokens: TokenStore,
         *,
+        inbound: TokenStore | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = TIMEOUT,
         total: float = TOTAL_SECONDS,
@@ -112,6 +113,8 @@ class PlatformClient:
         self.endpoint = httpx.URL(self.base_url).host or self.base_url
         self.workspace_id = workspace_id
         self.tokens = tokens
+        # the platform_inbound_secret a register or heartbeat answer may carry (§7)
+        self.inbound = inbound
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -145,6 +148,7 @@ class PlatformClient:
         except PlatformRejected as error:
             error.kind = "registration_failed"
             raise
+        await self._adopt_inbound(answer)
         issued = answer.get("auth_token")
         if isinstance(issued, str) and issued.strip() and issued.strip() != self.tokens.token:
             await anyio.to_thread.run_sync(self.tokens.save, issued.strip())
@@ -153,7 +157,16 @@ class PlatformClient:
 
     async def heartbeat(self, body: dict[str, Any]) -> None:
         """Send one heartbeat; ``WorkspaceUnknown`` means register again."""
-        await self._post("/registry/heartbeat", body)
+        await self._adopt_inbound(await self._post("/registry/heartbeat", body))
+
+    async def _adopt_inbound(self, answer: dict[str, Any]) -> None:
+        secret = answer.get("platform_inbound_secret")
+        if self.inbound is None or not isinstance(secret, str) or not secret.strip():
+            return
+        secret = secret.strip()
+        usable = len(secret) <= 4096 and not any(c.isspace() or not c.isprintable() for c in secret)
+        if usable and secret != self.inbound.token:
+            await anyio.to_thread.run_sync(self.inbound.save, secret)
 
     async def update_card(self, card: dict[str, Any]) -> bool:
         """Push the card; False when the platform has no such endpoint (404, older servers)."""

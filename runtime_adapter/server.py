@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from . import telemetry
 from .errors import RuntimeAdapterError
 from .health import Health
+from .inbound import Callers, drain, guard, limit_body
 
 __all__ = ["ServerState", "bind", "build_app", "serve"]
 
@@ -48,6 +49,9 @@ class ServerState:
     booted: bool = False
     accepting: bool = True  # False once shutting down: adapter routes answer 503
     details: Callable[[], dict[str, Any]] = dict
+    # who may call the adapter's routes, and how large a body may be (DESIGN §12)
+    callers: Callers = field(default_factory=Callers)
+    max_request_bytes: int = 4 * 1024 * 1024
     _router: Router = field(default_factory=lambda: Router(routes=[]))
 
     def set_routes(self, routes: Sequence[BaseRoute]) -> None:
@@ -85,16 +89,23 @@ def build_app(state: ServerState) -> Starlette:
     async def card(request: Request) -> Response:
         return JSONResponse(state.card())
 
+    async def current_routes(scope: Scope, receive: Receive, send: Send) -> None:
+        await state._router(scope, receive, send)
+
+    # the caller is checked from its headers, then the body is bounded, before any
+    # route reads it; a refused request's body is dropped before the answer goes out
+    protected = drain(guard(limit_body(current_routes, state.max_request_bytes), state.callers))
+
     async def adapter_routes(scope: Scope, receive: Receive, send: Send) -> None:
         if not state.accepting and scope["type"] == "http":
             busy = JSONResponse(
                 {"error": "shutting down"}, status_code=503, headers={"Retry-After": "10"}
             )
-            await busy(scope, receive, send)
+            await drain(busy)(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         with telemetry.remote_parent(headers):  # a caller's trace continues here
-            await state._router(scope, receive, send)
+            await protected(scope, receive, send)
 
     app = Starlette(
         routes=[

@@ -165,6 +165,24 @@ class Settings(BaseSettings):
         description="'on' or 'off': the agent reaches its LLM through the runtime's loopback "
         "gateway and never holds the provider credential (DESIGN §13)",
     )
+    a2a_auth: Literal["none", "platform", "bearer"] = Field(
+        default="none",
+        validation_alias="A2A_AUTH",
+        description="'none', 'platform' or 'bearer': who may send A2A work (DESIGN §12)",
+    )
+    a2a_bearer_tokens: SecretStr | None = Field(
+        default=None,
+        validation_alias="A2A_BEARER_TOKENS",
+        description="comma-separated tokens a caller may present when A2A_AUTH=bearer",
+    )
+    a2a_max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        validation_alias="A2A_MAX_REQUEST_BYTES",
+        description="a number of bytes from 1024 to 1073741824: the largest A2A request "
+        "body accepted (413 beyond)",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         validation_alias="LOG_FORMAT",
@@ -197,6 +215,11 @@ class Settings(BaseSettings):
         if value is not None and not _ADAPTER_MODULE.match(value.strip()):
             raise ValueError("ADAPTER_MODULE must look like 'pkg.module' or 'pkg.module:Class'")
         return value.strip() if value is not None else None
+
+    @field_validator("a2a_auth", mode="before")
+    @classmethod
+    def _a2a_auth(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

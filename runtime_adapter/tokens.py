@@ -1,5 +1,6 @@
 """The platform bearer token: read from ``.auth_token``, noticed when it changes,
-saved atomically (0600) when the platform issues one.
+saved atomically (0600) when the platform issues one. The same store keeps the
+``platform_inbound_secret`` (DESIGN §7) in ``.platform_inbound_secret``.
 
 The provisioner rewrites the file on every restart and revokes the old
 token, so the file is the source of truth: ``refresh`` re-reads it when its
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import VolumeError, fingerprint
-from .volume import TOKEN_FILE, read_token
+from .volume import TOKEN_FILE, read_secret_file
 
 __all__ = ["TokenStore"]
 
@@ -31,8 +32,16 @@ class TokenStore:
     async code.
     """
 
-    def __init__(self, config_dir: Path, *, on_token: Callable[[str], None] | None = None) -> None:
-        self.path = config_dir / TOKEN_FILE
+    def __init__(
+        self,
+        config_dir: Path,
+        *,
+        on_token: Callable[[str], None] | None = None,
+        file: str = TOKEN_FILE,
+        what: str = "platform token",
+    ) -> None:
+        self.path = config_dir / file
+        self.what = what
         self.on_token = on_token  # e.g. teach the log redactor the new value
         self._token: str | None = None
         self._signature: tuple[int, int, int] | None = None
@@ -68,9 +77,9 @@ class TokenStore:
         if signature is None or signature == self._signature:
             return False
         try:
-            token = read_token(self.path.parent)
+            token = read_secret_file(self.path)
         except VolumeError as error:
-            log.warning("token file unusable, keeping the current token: %s", error)
+            log.warning("%s file unusable, keeping the one in memory: %s", self.what, error)
             return False
         self._signature = signature
         if token is not None and self._readable_by_others():
@@ -91,7 +100,7 @@ class TokenStore:
         if token is None or token == self._token:
             return False
         self._adopt(token)
-        log.info("platform token loaded from %s (%s)", self.path, self.fingerprint)
+        log.info("%s loaded from %s (%s)", self.what, self.path, self.fingerprint)
         return True
 
     def _readable_by_others(self) -> bool:
@@ -113,15 +122,16 @@ class TokenStore:
             # platform token must not land in a tree that gets committed
             self.persisted = False
             log.info(
-                "%s looks like a source tree (pyproject.toml or .git): the platform token "
+                "%s looks like a source tree (pyproject.toml or .git): the %s "
                 "(%s) is kept in memory, not written there",
                 directory,
+                self.what,
                 self.fingerprint,
             )
             return False
         temporary: str | None = None
         try:
-            handle, temporary = tempfile.mkstemp(prefix=".auth_token.", dir=self.path.parent)
+            handle, temporary = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
             try:
                 os.fchmod(handle, 0o600)
                 os.write(handle, (token + "\n").encode())
@@ -134,8 +144,9 @@ class TokenStore:
                 Path(temporary).unlink(missing_ok=True)
             self.persisted = False
             log.warning(
-                "cannot save the platform token (%s) to %s: %s; keeping it in memory, "
-                "it is lost on restart unless the provisioner writes it",
+                "cannot save the %s (%s) to %s: %s; keeping it in memory, "
+                "it is lost on restart unless the platform sends it again",
+                self.what,
                 self.fingerprint,
                 self.path,
                 error.strerror or error,
@@ -143,5 +154,5 @@ class TokenStore:
             return False
         self.persisted = True
         self._signature = self._stat()
-        log.info("platform token saved to %s (%s)", self.path, self.fingerprint)
+        log.info("%s saved to %s (%s)", self.what, self.path, self.fingerprint)
         return True

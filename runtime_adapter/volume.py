@@ -21,6 +21,7 @@ from .errors import VolumeError
 
 __all__ = [
     "CONFIG_FILE",
+    "INBOUND_SECRET_FILE",
     "PROVIDERS_FILE",
     "TOKEN_FILE",
     "A2AConfig",
@@ -29,6 +30,7 @@ __all__ = [
     "SkillConfig",
     "WorkspaceConfig",
     "load_config",
+    "read_secret_file",
     "read_token",
     "wait_for_config",
 ]
@@ -37,6 +39,8 @@ CONFIG_FILE = "config.yaml"
 # a config.yaml that does not parse and has not changed for this long is finished
 SETTLED_SECONDS = 1.0
 TOKEN_FILE = ".auth_token"  # noqa: S105 - a file name, not a password
+# the credential the platform presents when it calls the workspace (DESIGN §7)
+INBOUND_SECRET_FILE = ".platform_inbound_secret"  # noqa: S105 - a file name
 PROVIDERS_FILE = "providers.yaml"
 _TOKEN_LIMIT = 16 * 1024
 
@@ -227,7 +231,12 @@ def read_token(config_dir: Path) -> str | None:
     Surrounding whitespace is stripped (provisioners write a trailing
     newline). An unreadable file is an error; the value is never shown.
     """
-    file = config_dir / TOKEN_FILE
+    return read_secret_file(config_dir / TOKEN_FILE)
+
+
+def read_secret_file(file: Path) -> str | None:
+    """One secret alone in ``file`` (a token, the inbound secret), or None if absent or
+    empty; an unreadable or malformed file is an error naming it, never the value."""
     try:
         raw = file.read_bytes()[: _TOKEN_LIMIT + 1]
     except FileNotFoundError:

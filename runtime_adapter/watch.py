@@ -39,7 +39,8 @@ Running = Callable[[], "tuple[WorkspaceConfig | None, BaseAdapter, AdapterContex
 
 # what the runtime and the agent write into the config volume themselves: never a
 # reason to boot again (the token has its own watch, CredentialCheck)
-_OWN = frozenset({".auth_token", ".platform_inbound_secret", ".claude-code"})
+_OWN = frozenset({".auth_token", ".platform_inbound_secret", ".claude-code", ".a2a", ".a2a_cursor"})
+_OWN_TEMPORARY = (".auth_token.", ".platform_inbound_secret.", ".a2a_cursor.")
 
 
 def signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
@@ -59,7 +60,7 @@ def signature(*roots: Path | None) -> tuple[tuple[str, int, int], ...]:
             entries.append((str(root), -1, -1))
             continue
         for child in children:
-            if child.name in _OWN or child.name.startswith(".auth_token."):
+            if child.name in _OWN or child.name.startswith(_OWN_TEMPORARY):
                 continue
             paths = [child]
             if child.is_dir() and not child.is_symlink():

@@ -60,6 +60,9 @@ class WorkspaceRecord:
     url: str | None = None
     agent_card: dict[str, Any] | None = None
     token: str | None = field(default=None, repr=False)
+    # minted on the first register (DESIGN §7, §11): what the platform presents when it
+    # calls the workspace; sent in every register and heartbeat answer
+    inbound_secret: str | None = field(default=None, repr=False)
     runtime_state: str = ""
     last_sample_error: str = ""
     last_sample_error_detail: dict[str, Any] | None = None
@@ -459,6 +462,9 @@ class PlatformEmulator:
             if record.token is None:
                 record.token = secrets.token_urlsafe(32)
                 answer["auth_token"] = record.token
+            if record.inbound_secret is None:
+                record.inbound_secret = secrets.token_urlsafe(32)
+            answer["platform_inbound_secret"] = record.inbound_secret
             self._evaluate(record)
         return JSONResponse(answer)
 
@@ -494,7 +500,10 @@ class PlatformEmulator:
                     record.register_failure_at = None
                     record.register_failure_reason = None
             self._evaluate(record)
-        return JSONResponse({"status": "ok"})
+            answer = {"status": "ok"}
+            if record.inbound_secret is not None:
+                answer["platform_inbound_secret"] = record.inbound_secret
+        return JSONResponse(answer)
 
     async def _update_card(self, request: Request) -> Response:
         body = await self._json_object(request)

@@ -18,24 +18,30 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 from a2a.client.card_resolver import parse_agent_card
-from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.routes import create_jsonrpc_routes
-from a2a.server.tasks import InMemoryTaskStore
+from a2a.server.tasks import BasePushNotificationSender
 from claude_agent_sdk import ClaudeAgentOptions
 from starlette.routing import BaseRoute, Route
 
 import runtime_adapter.isolation as isolation
-from runtime_adapter import AdapterContext, BaseAdapter, build_card
+from runtime_adapter import AdapterContext, BaseAdapter, ConfigError, build_card
+from runtime_adapter.advertise import platform_mode, url_problem
+from runtime_adapter.health import classify
 
 from .executor import ContextLocks, Executor
+from .handler import Handler, QueuedPush
 from .pool import Pool
 from .sessions import SessionBook
-from .settings import Settings, load_settings, sessions_root
+from .settings import Settings, load_settings, sessions_root, tasks_path
+from .tasks import TaskDatabase, open_tasks
 from .transcript import Transcript
 from .turn import Progress, Turn, TurnFailed, TurnRunner
 
@@ -69,6 +75,10 @@ class ClaudeCodeAdapter(BaseAdapter):
         self.limiter = anyio.CapacityLimiter(4)
         self.locks = ContextLocks()
         self.turns: dict[str, Turn] = {}
+        self.database: TaskDatabase | None = None
+        self.push: QueuedPush | None = None
+        self._push_http: httpx.AsyncClient | None = None
+        self._allowed: Callable[[str], Awaitable[bool]] | None = None
 
     async def start(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
@@ -82,6 +92,61 @@ class ClaudeCodeAdapter(BaseAdapter):
         if self.settings.keep_alive_seconds and ctx.spawn is not None:
             ctx.start_soon(self.pool.close_idle)
         log.info("claude-code sessions in %s", root)
+        await self._open_tasks(ctx)
+
+    async def _open_tasks(self, ctx: AdapterContext) -> None:
+        """The task database (tasks outlive the process), its retention, and push."""
+        settings = self.settings
+        where = tasks_path(ctx, settings)
+        database = self.database = await open_tasks(
+            where, retention_count=settings.task_retention_count
+        )
+        if database.problem is not None:
+            # the runtime goes on answering: tasks in memory until the file is fixed
+            problem = ConfigError(
+                f"{database.problem}; tasks are kept in memory and lost at a restart",
+                hint="remove or repair the file, or set runtime_config.tasks_db to a "
+                "writable path, then restart",
+                file=where,
+            )
+            log.warning("%s", problem)
+            failure = replace(classify(problem, "config", redact=ctx.redact), severity="warning")
+            ctx.health.record_failure(failure, operation="task-store")
+        else:
+            log.info("A2A tasks stored in %s", where)
+        if ctx.spawn is not None:
+            ctx.start_soon(self._retain)
+        if ctx.config.a2a.push_notifications:
+            mode = platform_mode(ctx.settings)
+
+            async def allowed(url: str) -> bool:
+                problem = await url_problem(url, mode)
+                if problem is not None:
+                    log.warning("push notification webhook refused: %s", problem)
+                return problem is None
+
+            self._allowed = allowed
+            self._push_http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+            sender = BasePushNotificationSender(
+                self._push_http, database.push_configs, push_url_validator=allowed
+            )
+            self.push = QueuedPush(sender)
+            if ctx.spawn is not None:
+                ctx.start_soon(self.push.run)
+
+    async def _retain(self) -> None:
+        """Prune finished tasks hourly, and sooner when many were created."""
+        database, settings = self.database, self.settings
+        while database is not None:
+            many = max(100, settings.task_retention_count // 10)
+            for _ in range(720):  # an hour, looking every 5 s for a burst of new tasks
+                if database.created >= many:
+                    break
+                await anyio.sleep(5)
+            try:
+                await database.prune(settings.task_retention_days, settings.task_retention_count)
+            except Exception:
+                log.warning("task retention failed; trying again later", exc_info=True)
 
     def _options(self, ctx: AdapterContext) -> dict[str, Any]:
         prompt_file = ctx.settings.config_path / self.settings.system_prompt_file
@@ -119,12 +184,24 @@ class ClaudeCodeAdapter(BaseAdapter):
 
     def routes(self, ctx: AdapterContext) -> list[BaseRoute]:
         card = build_card(
-            ctx.config, "http://localhost/", default_name=self.name, streaming=self.streaming
+            ctx.config,
+            "http://localhost/",
+            default_name=self.name,
+            streaming=self.streaming,
+            auth=ctx.settings.a2a_auth,
         )
-        handler = DefaultRequestHandler(
+        assert self.database is not None
+        settings = self.settings
+        handler = Handler(
             agent_executor=Executor(self),
-            task_store=InMemoryTaskStore(),
+            task_store=self.database.tasks,
             agent_card=parse_agent_card(card),
+            push_config_store=self.database.push_configs if self.push is not None else None,
+            push_sender=self.push,
+            push_url_validator=self._allowed,
+            max_message_chars=settings.max_message_chars,
+            max_waiting=settings.max_concurrent_turns + settings.max_queued_turns,
+            waiting=lambda: len(self.turns),
         )
         assert self.book is not None
         return [
@@ -144,3 +221,8 @@ class ClaudeCodeAdapter(BaseAdapter):
                 await turn.done.wait()
         if self.pool is not None:
             await self.pool.close_all(grace=1.0)
+        if self._push_http is not None:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                await self._push_http.aclose()
+        if self.database is not None:
+            await self.database.aclose()

@@ -91,6 +91,8 @@ class Executor(AgentExecutor):
         if task is None:
             task = new_task_from_user_message(context.message)
             await event_queue.enqueue_event(task)
+            if adapter.database is not None:
+                adapter.database.created += 1  # retention prunes sooner after many
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         turn = Turn(task.id, task.context_id)
         adapter.turns[task.id] = turn

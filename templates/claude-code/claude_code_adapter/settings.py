@@ -11,7 +11,7 @@ from typing import Any
 
 from runtime_adapter import AdapterContext, ConfigError
 
-__all__ = ["Settings", "load_settings", "sessions_root"]
+__all__ = ["Settings", "load_settings", "sessions_root", "tasks_path"]
 
 log = logging.getLogger("runtime_adapter.templates.claude_code")
 
@@ -31,6 +31,13 @@ class Settings:
     # the CLI's background jobs and scheduled prompts start turns of its own, with no
     # caller to answer: off unless asked for
     background_tasks: bool = False
+    # what one caller can make the workspace hold (DESIGN §12)
+    max_message_chars: int = 100_000
+    max_queued_turns: int = 32  # waiting beyond the running ones
+    # tasks outlive the process; finished ones are kept this long, this many at most
+    tasks_db: str | None = None  # default <config>/.a2a/tasks.db
+    task_retention_days: float = 30.0
+    task_retention_count: int = 10_000
 
 
 def _refused(ctx: AdapterContext, key: str, kind: str, example: str) -> ConfigError:
@@ -90,6 +97,11 @@ def load_settings(ctx: AdapterContext) -> Settings:
         # every running turn has its CLI: fewer live CLIs than turns would thrash
         max_live_sessions=max(live, concurrent),
         background_tasks=_flag(raw, "background_tasks", ctx),
+        max_message_chars=int(_number(raw, "max_message_chars", 100_000, ctx, integer=True)),
+        max_queued_turns=int(_number(raw, "max_queued_turns", 32, ctx, integer=True)),
+        tasks_db=str(raw["tasks_db"]) if raw.get("tasks_db") else None,
+        task_retention_days=float(_number(raw, "task_retention_days", 30.0, ctx, integer=False)),
+        task_retention_count=int(_number(raw, "task_retention_count", 10_000, ctx, integer=True)),
     )
 
 
@@ -111,3 +123,13 @@ def sessions_root(ctx: AdapterContext, settings: Settings) -> Path:
         workspace / ".claude-code",
     )
     return workspace / ".claude-code"
+
+
+def tasks_path(ctx: AdapterContext, settings: Settings) -> Path:
+    """The task database: ``runtime_config.tasks_db``, else ``<config>/.a2a/tasks.db``,
+    with the runtime's own files (it holds every caller's prompts and webhook
+    credentials: not in the sessions directory the agent's user owns)."""
+    if settings.tasks_db:
+        given = Path(settings.tasks_db)
+        return given if given.is_absolute() else ctx.settings.config_path / given
+    return ctx.settings.config_path / ".a2a" / "tasks.db"
