@@ -81,6 +81,7 @@ class Workspace:
         *,
         permission_mode: str | None = None,
         max_turns: int | None = None,
+        push: bool = False,
         **env: str,
     ) -> Process:
         configs = self.root / "configs"
@@ -93,6 +94,8 @@ class Workspace:
         )
         if max_turns is not None:
             config = config.replace("max_turns: 30", f"max_turns: {max_turns}")
+        if push:
+            config = config.replace("push_notifications: false", "push_notifications: true")
         if permission_mode is not None:  # the real tools run without asking (as root: sandbox)
             config = config.replace(
                 "permission_mode: acceptEdits", f"permission_mode: {permission_mode}"
@@ -100,7 +103,7 @@ class Workspace:
             env.setdefault("IS_SANDBOX", "1")
         (configs / "config.yaml").write_text(config)
         (configs / "system-prompt.md").write_text((TEMPLATE / "system-prompt.md").read_text())
-        home = self.root / f"home-{len(self.processes)}"  # a fresh, empty $HOME each time
+        home = self.root / f"home-{len(list(self.root.glob('home-*')))}"  # fresh, empty
         home.mkdir()
         port = free_port()
         process = Process(
