@@ -1238,6 +1238,119 @@ def bench_bounded(messages: int, contexts: int) -> list[Row]:
     return rows
 
 
+def bench_tasks(messages: int, contexts: int, retention: int = 1000) -> list[Row]:
+    """Tasks that outlive the process (DESIGN §12): ``messages`` through a2a-sdk's
+    JSON-RPC routes and the template's handler into the SQLite task database, in
+    ``contexts`` contexts, with retention on; then ``tasks/get`` from the database.
+    The executor answers at once (the LLM is not what is measured here)."""
+    from a2a.client.card_resolver import parse_agent_card
+    from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_part
+    from a2a.server.agent_execution import AgentExecutor
+    from a2a.server.routes import create_jsonrpc_routes
+    from a2a.server.tasks import TaskUpdater
+    from claude_code_adapter.handler import Handler
+    from claude_code_adapter.tasks import open_tasks
+    from starlette.applications import Starlette
+
+    from runtime_adapter.card import build_card
+    from runtime_adapter.volume import WorkspaceConfig
+
+    class Answer(AgentExecutor):
+        async def execute(self, context: Any, event_queue: Any) -> None:
+            task = context.current_task or new_task_from_user_message(context.message)
+            if context.current_task is None:
+                await event_queue.enqueue_event(task)
+            updater = TaskUpdater(event_queue, task.id, task.context_id)
+            await updater.start_work()
+            await updater.add_artifact([new_text_part("an answer " * 200)], name="answer")
+            await updater.complete()
+
+        async def cancel(self, context: Any, event_queue: Any) -> None:
+            return None
+
+    async def run(root: Path) -> dict[str, Any]:
+        database = await open_tasks(root / ".a2a" / "tasks.db", retention_count=retention)
+        card = parse_agent_card(build_card(WorkspaceConfig(name="bench"), "http://bench/"))
+        handler = Handler(
+            agent_executor=Answer(),
+            task_store=database.tasks,
+            agent_card=card,
+            max_message_chars=100_000,
+            max_waiting=100,
+            waiting=lambda: 0,
+        )
+        app = Starlette(routes=create_jsonrpc_routes(handler, "/", enable_v0_3_compat=True))
+        ids = [str(uuid.uuid4()) for _ in range(contexts)]
+        kept: list[str] = []
+        gc.collect()
+        before = _rss_mb()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://bench"
+        ) as http:
+            for n in range(messages):
+                body = message_send("a question " * 100, context_id=ids[n % contexts])
+                answer = (await http.post("/", json=body)).json()
+                kept.append(answer["result"]["id"])
+                database.created += 1
+                if database.created >= retention // 10:
+                    await database.prune(30, retention)
+            gc.collect()
+            grown = _rss_mb() - before
+            recent = kept[-retention:]
+            times = []
+            for n in range(500):
+                started = time.perf_counter()
+                got = await http.post(
+                    "/",
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": n,
+                        "method": "tasks/get",
+                        "params": {"id": random.choice(recent)},
+                    },
+                )
+                times.append((time.perf_counter() - started) * 1000)
+                assert "result" in got.json(), got.text
+        await database.aclose()
+        size = sum(f.stat().st_size for f in (root / ".a2a").iterdir()) / 2**20
+        return {"grown": grown, "size": size, "times": sorted(times)}
+
+    with tempfile.TemporaryDirectory() as root:
+        measured = anyio.run(run, Path(root))
+    times = measured["times"]
+    p50, p90 = times[len(times) // 2], times[int(len(times) * 0.9)]
+    where = f"{messages:,} messages in {contexts:,} contexts, retention {retention:,}"
+    return [
+        Row(
+            "tasks",
+            f"{where}: RSS growth",
+            round(measured["grown"], 1),
+            "MB",
+            "<= 20",
+            measured["grown"] <= 20,
+            "a2a-sdk JSON-RPC + template handler + SQLite store",
+        ),
+        Row(
+            "tasks",
+            f"{where}: database size",
+            round(measured["size"], 1),
+            "MB",
+            "<= 20",
+            measured["size"] <= 20,
+            "tasks.db with its WAL, after pruning",
+        ),
+        Row(
+            "tasks",
+            "tasks/get from the database p50",
+            round(p50, 2),
+            "ms",
+            "<= 10",
+            p50 <= 10,
+            f"p90 {p90:.2f} ms, 500 gets of retained tasks",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "import": lambda quick: bench_import(3 if quick else 7),
     "boot": lambda quick: bench_boot(3 if quick else 10),
@@ -1249,6 +1362,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
     "bounded": lambda quick: bench_bounded(10_000, 2_000),
+    "tasks": lambda quick: bench_tasks(2_000 if quick else 10_000, 400 if quick else 2_000),
     "gateway": lambda quick: bench_gateway(5 if quick else 20, turns=not quick),
     "container": lambda quick: bench_container(2 if quick else 5),
 }

@@ -49,9 +49,14 @@ def build_card(
     config's values are used otherwise. ``streaming`` is the adapter's default,
     used when config ``a2a.streaming`` is not set.
     """
+    shown = name or config.name or default_name
+    said = description if description is not None else config.description
+    listed = [_skill(s) for s in (skills if skills is not None else config.skills)]
     card: dict[str, Any] = {
-        "name": name or config.name or default_name,
-        "description": description if description is not None else config.description,
+        "name": shown,
+        # A2A requires a description and at least one skill: a config without them still
+        # gets a card clients accept (a2a-sdk warns about one without)
+        "description": said or f"{shown}, an agent workspace",
         "version": config.version,
         "supportedInterfaces": [
             {"url": url, "protocolBinding": "JSONRPC", "protocolVersion": A2A_PROTOCOL_VERSION}
@@ -62,7 +67,7 @@ def build_card(
         },
         "defaultInputModes": list(_TEXT),
         "defaultOutputModes": list(_TEXT),
-        "skills": [_skill(s) for s in (skills if skills is not None else config.skills)],
+        "skills": listed or [dict(_DEFAULT_SKILL)],
         # the 0.3 connection fields, for 0.3 clients and the platform's transcript page
         "url": url,
         "preferredTransport": "JSONRPC",
@@ -87,6 +92,15 @@ def build_card(
             "url": provider.get("url", ""),
         }
     return card
+
+
+_DEFAULT_SKILL = {
+    "id": "message",
+    "name": "Answer messages",
+    "description": "Answers the messages it is sent.",
+    "tags": ["chat"],
+    "examples": [],
+}
 
 
 def minimal_card(name: str, url: str, description: str = "") -> dict[str, Any]:
