@@ -61,14 +61,20 @@ secure_config() {
     [ -d "$dir" ] && [ -w "$dir" ] || return 0
     fix_owner "$dir" "$ruid" "$gid" "$dir/.claude-code"
     # only what needs it (chmod follows a symlink: none is touched)
-    find "$dir" -path "$dir/.claude-code" -prune -o ! -type l \
+    find "$dir" \( -path "$dir/.claude-code" -o -path "$dir/.a2a" \) -prune -o ! -type l \
         \( -perm /o=rwx -o -perm /g=w -o ! -perm -g=r -o ! -perm -u=rw \) \
         -exec chmod u+rwX,g+rX,g-w,o-rwx {} + 2>/dev/null || true
-    for secret in .auth_token .platform_inbound_secret; do
+    for secret in .auth_token .platform_inbound_secret .a2a_cursor; do
         if [ -f "$dir/$secret" ] && [ ! -L "$dir/$secret" ]; then
             chown "$ruid:$rgid" "$dir/$secret" && chmod 0600 "$dir/$secret"
         fi
     done
+    # the task database holds every caller's prompts and webhook credentials: the
+    # runtime's alone
+    if [ -d "$dir/.a2a" ] && [ ! -L "$dir/.a2a" ]; then
+        chown -h -R "$ruid:$rgid" "$dir/.a2a" && chmod 0700 "$dir/.a2a"
+        find "$dir/.a2a" -type f -exec chmod 0600 {} + 2>/dev/null || true
+    fi
     if [ -L "$dir/.claude-code" ]; then
         log "$dir/.claude-code is a symlink; leaving it"
         return 0
