@@ -30,6 +30,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "CursorPruned",
     "EnvGuardError",
     "PlatformAuthError",
     "PlatformError",
@@ -225,3 +226,7 @@ class WorkspaceUnknown(PlatformError):
 
 class PlatformRejected(PlatformError):
     """Any other 4xx: the platform refused the request as it is; retrying it now won't help."""
+
+
+class CursorPruned(PlatformRejected):
+    """410 on the activity route: the poll cursor is older than what the platform keeps."""

@@ -40,9 +40,10 @@ from .errors import ConfigError, RuntimeAdapterError, SettingsError
 from .gateway import Gateway, Outcomes
 from .health import Health, LLMContext, classify, classify_status
 from .heartbeat import Heartbeat, RuntimeStatus
-from .inbound import Callers, bearer_tokens, describe
+from .inbound import Callers, bearer_tokens, describe, limit_body
 from .logs import REDACTOR
 from .platform import PlatformClient
+from .poll import Cursor, InProcess, PollLoop
 from .server import ServerState, bind, build_app, serve
 from .settings import Settings
 from .tokens import TokenStore
@@ -181,6 +182,8 @@ class Runtime:
         self._tokens: TokenStore | None = None
         self._read: tuple[tuple[str, int, int], ...] | None = None
         self._boot_quiet = anyio.Event()  # the first register and probe are done
+        self.poll: PollLoop | None = None  # DELIVERY_MODE=poll (§14)
+        self._in_process: InProcess | None = None
         # the agent's only road to its LLM, and the only holder of the credential (§13)
         self.gateway: Gateway | None = None
         self._gateway_sock: socket.socket | None = None
@@ -454,6 +457,7 @@ class Runtime:
                 self.workspace_id,
                 tokens,
                 inbound=self._inbound,
+                delivery=self.settings.delivery_mode,
                 transport=self.platform_transport,
                 tls=prefetch.tls_context(),
             )
@@ -471,8 +475,19 @@ class Runtime:
         except RuntimeAdapterError as error:
             port = self._port()
             self._cannot_listen(error)
-        self.advertisement = await self._advertise(port)
-        self.url = self.advertisement.url
+        if self.poll_mode:
+            # no inbound route (§14): callers reach us through the platform's proxy
+            self.url = f"{self.platform_url.rstrip('/')}/workspaces/{self.workspace_id}/a2a"
+            log.info(
+                "delivery: poll every %.1f s (DELIVERY_MODE=poll): registered without a URL; "
+                "the card names the platform's proxy %s; /health is served on port %s",
+                self.settings.poll_interval_seconds,
+                self.url,
+                port,
+            )
+        else:
+            self.advertisement = await self._advertise(port)
+            self.url = self.advertisement.url
         heartbeat = Heartbeat(
             client,
             self.health,
@@ -497,7 +512,10 @@ class Runtime:
         registered.set()
         self._boot_work_done("register")
         await self._report_boot()
-        group.start_soon(self._check_reachable)
+        if self.poll_mode:
+            self._start_poll(client, group)
+        else:
+            group.start_soon(self._check_reachable)
         check = CredentialCheck(
             self.settings,
             self.environ,
@@ -522,6 +540,27 @@ class Runtime:
             with stopping.guard():
                 booted = await self.boot()
         await stopping.wait()
+
+    @property
+    def poll_mode(self) -> bool:
+        return self.settings.delivery_mode == "poll"
+
+    def _start_poll(self, client: PlatformClient, group: anyio.abc.TaskGroup) -> None:
+        """The pull loop (§14): rows go to the adapter's routes in-process, once booted."""
+        state = self.server_state
+        self._in_process = InProcess(
+            limit_body(lambda *args: state._router(*args), state.max_request_bytes)
+        )
+        self.poll = PollLoop(
+            client,
+            self.health,
+            call=self._in_process,
+            cursor=Cursor(self.settings.config_path),
+            interval=self.settings.poll_interval_seconds,
+            cap=self.settings.heartbeat_backoff_cap_seconds,
+            ready=lambda: state.booted and state.accepting,
+        )
+        group.start_soon(self.poll.run)
 
     async def _serve(
         self, sock: socket.socket, registered: anyio.Event, stopping: Stopping
@@ -606,6 +645,10 @@ class Runtime:
         self.server_state.accepting = False  # new A2A work gets 503 from now on
         with anyio.CancelScope(shield=True) as budget:
             budget.deadline = anyio.current_time() + SHUTDOWN_BUDGET
+            if self.poll is not None:
+                # before the adapter stops: a row its stop cancels is not done, and not
+                # answered "canceled"; the next process runs it
+                await self.poll.stop()
             if self.heartbeat is not None:
                 with anyio.move_on_after(2):
                     try:
@@ -615,6 +658,9 @@ class Runtime:
             adapter = self.adapter or (self._boot.starting if self._boot else None)
             if adapter is not None:
                 await stop_adapter(adapter, budget.deadline)
+            if self._in_process is not None:
+                with anyio.move_on_after(1):
+                    await self._in_process.aclose()
             if telemetry.active():
                 await anyio.to_thread.run_sync(telemetry.shutdown, 1.5, abandon_on_cancel=True)
         log.info("stopped")

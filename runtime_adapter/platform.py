@@ -1,4 +1,5 @@
-"""The platform client: register, heartbeat and update-card (DESIGN §7).
+"""The platform client: register, heartbeat and update-card (DESIGN §7), and the
+poll side (§14): the activity rows, and replies through the platform.
 
 Every httpx exception and every non-2xx answer is converted here into the
 package's ``PlatformError`` tree; nothing above this module sees httpx.
@@ -15,6 +16,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -25,6 +27,7 @@ from tenacity import RetryCallState
 from ._version import __version__
 from .backoff import MAX_RETRY_AFTER, retry_delay
 from .errors import (
+    CursorPruned,
     PlatformAuthError,
     PlatformError,
     PlatformRejected,
@@ -46,6 +49,15 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 # one deadline around a whole exchange (§7): httpx's read timeout restarts on every
 # byte, so a server that drips its answer would hold a beat far longer
 TOTAL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    body: dict[str, Any] | None
+    params: dict[str, str]
+    headers: dict[str, str]
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -103,6 +115,7 @@ class PlatformClient:
         tokens: TokenStore,
         *,
         inbound: TokenStore | None = None,
+        delivery: str = "push",
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: httpx.Timeout = TIMEOUT,
         total: float = TOTAL_SECONDS,
@@ -115,6 +128,10 @@ class PlatformClient:
         self.tokens = tokens
         # the platform_inbound_secret a register or heartbeat answer may carry (§7)
         self.inbound = inbound
+        self.delivery = delivery  # "poll": registered without a URL (§14)
+        parts = httpx.URL(self.base_url)
+        port = f":{parts.port}" if parts.port else ""
+        self.origin = f"{parts.scheme}://{parts.host}{port}"
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
@@ -142,9 +159,14 @@ class PlatformClient:
         A refused register (400, e.g. URL validation) raises ``PlatformRejected``
         with kind ``registration_failed``.
         """
-        body = {"id": self.workspace_id, "url": url, "agent_card": card}
+        body: dict[str, Any] = {"id": self.workspace_id, "url": url, "agent_card": card}
+        headers: dict[str, str] = {}
+        if self.delivery == "poll":
+            # no inbound route: no URL; a SaaS web firewall wants the Origin (§14)
+            body = {"id": self.workspace_id, "delivery_mode": "poll", "agent_card": card}
+            headers["Origin"] = self.origin
         try:
-            answer = await self._post("/registry/register", body)
+            answer = await self._post("/registry/register", body, headers=headers)
         except PlatformRejected as error:
             error.kind = "registration_failed"
             raise
@@ -178,13 +200,65 @@ class PlatformClient:
             return False
         return True
 
+    # -- poll delivery (§14) ---------------------------------------------------------------
+
+    async def activity(
+        self, *, since_id: str | None = None, since_secs: int | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """``a2a_receive`` rows after ``since_id`` (or of the last ``since_secs``), oldest
+        first; ``CursorPruned`` when the platform no longer has ``since_id`` (410)."""
+        params: dict[str, str] = {"type": "a2a_receive", "limit": str(limit)}
+        if since_id:
+            params["since_id"] = since_id
+        if since_secs is not None:
+            params["since_secs"] = str(since_secs)
+        try:
+            answer = await self._call(
+                "GET", f"/workspaces/{self.workspace_id}/activity", params=params
+            )
+        except PlatformRejected as error:
+            if error.status == 410:
+                raise CursorPruned(str(error), endpoint=self.endpoint, status=410) from None
+            raise
+        rows = answer.get("_list")
+        if rows is None:  # an object around the list: {"activities": [...]} or {"rows": [...]}
+            rows = answer.get("activities", answer.get("rows", []))
+        return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
+
+    async def reply_to_peer(self, source_id: str, body: dict[str, Any]) -> None:
+        """A JSON-RPC ``message/send`` to the peer workspace, through the platform."""
+        await self._call(
+            "POST",
+            f"/workspaces/{source_id}/a2a",
+            body,
+            headers={"X-Source-Workspace-Id": self.workspace_id},
+        )
+
+    async def notify(self, text: str) -> None:
+        """A message to the platform's user (the canvas)."""
+        await self._call("POST", f"/workspaces/{self.workspace_id}/notify", {"message": text})
+
     # -- the boundary: httpx in, PlatformError out ------------------------------------
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(
+        self, path: str, body: dict[str, Any], *, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await self._call("POST", path, body, headers=headers)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         # the whole call, a 401's reload-and-retry included, is bounded too
+        request = _Request(method, path, body, params or {}, headers or {})
         try:
             with anyio.fail_after(2 * self.total + 5):
-                return await self._exchange(path, body)
+                return await self._exchange(request)
         except TimeoutError:
             raise PlatformUnavailable(
                 f"{path}: no answer within {2 * self.total + 5:.0f} s",
@@ -192,9 +266,10 @@ class PlatformClient:
                 kind="timeout",
             ) from None
 
-    async def _exchange(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _exchange(self, request: _Request) -> dict[str, Any]:
+        path = request.path
         await anyio.to_thread.run_sync(self.tokens.refresh)
-        response = await self._send(path, body)
+        response = await self._send(request)
         if response.status_code == 401:
             # the provisioner may have rotated the token: read the file again, retry once
             await anyio.to_thread.run_sync(self.tokens.refresh)
@@ -203,22 +278,29 @@ class PlatformClient:
                 path,
                 self.tokens.fingerprint or "(none)",
             )
-            response = await self._send(path, body)
+            response = await self._send(request)
         return self._answer(path, response)
 
-    async def _send(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _send(self, request: _Request) -> httpx.Response:
         """One exchange within ``total`` seconds; whatever fails is a ``PlatformError``.
 
         Every exception is mapped here, in one place, catching httpx's root (and
         what request building raises, e.g. a header that does not encode), so
         nothing a platform or a proxy answers can reach the caller as anything else.
         """
-        headers = {}
+        path = request.path
+        headers = dict(request.headers)
         if self.tokens.token:
             headers["Authorization"] = f"Bearer {self.tokens.token}"
         try:
             with anyio.fail_after(self.total):
-                return await self._http.post(path, json=body, headers=headers)
+                return await self._http.request(
+                    request.method,
+                    path,
+                    json=request.body,
+                    params=request.params or None,
+                    headers=headers,
+                )
         except (TimeoutError, httpx.TimeoutException) as error:
             raise PlatformUnavailable(
                 f"{path}: no complete answer within {self.total:.0f} s ({type(error).__name__})",
@@ -252,6 +334,8 @@ class PlatformClient:
         except ValueError:
             data = None
         if 200 <= status < 300:
+            if isinstance(data, list):
+                return {"_list": data}  # the activity route answers a bare list
             return data if isinstance(data, dict) else {}
         message = ""
         if isinstance(data, dict) and isinstance(data.get("error"), str):

@@ -183,6 +183,19 @@ class Settings(BaseSettings):
         description="a number of bytes from 1024 to 1073741824: the largest A2A request "
         "body accepted (413 beyond)",
     )
+    delivery_mode: Literal["push", "poll"] = Field(
+        default="push",
+        validation_alias="DELIVERY_MODE",
+        description="'push' (the platform calls the advertised URL) or 'poll' (no inbound "
+        "route: the runtime pulls its messages, DESIGN §14)",
+    )
+    poll_interval_seconds: float = Field(
+        default=2.0,
+        ge=0.2,
+        le=3600.0,
+        validation_alias="POLL_INTERVAL_SECONDS",
+        description="a number of seconds from 0.2 to 3600 between two pulls in poll mode",
+    )
     log_format: Literal["json", "console"] | None = Field(
         default=None,
         validation_alias="LOG_FORMAT",
@@ -216,7 +229,7 @@ class Settings(BaseSettings):
             raise ValueError("ADAPTER_MODULE must look like 'pkg.module' or 'pkg.module:Class'")
         return value.strip() if value is not None else None
 
-    @field_validator("a2a_auth", mode="before")
+    @field_validator("a2a_auth", "delivery_mode", mode="before")
     @classmethod
     def _a2a_auth(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value

@@ -63,6 +63,10 @@ class WorkspaceRecord:
     # minted on the first register (DESIGN §7, §11): what the platform presents when it
     # calls the workspace; sent in every register and heartbeat answer
     inbound_secret: str | None = field(default=None, repr=False)
+    delivery_mode: str = "push"  # "poll": registered without a URL (§14)
+    origin: str | None = None  # the Origin a poll-mode register carried
+    received: list[dict[str, Any]] = field(default_factory=list)  # messages at its /a2a
+    notifications: list[dict[str, Any]] = field(default_factory=list)  # its /notify
     runtime_state: str = ""
     last_sample_error: str = ""
     last_sample_error_detail: dict[str, Any] | None = None
@@ -138,11 +142,19 @@ class PlatformEmulator:
         self._outage: tuple[float, int] | None = None
         self._lock = threading.Lock()
         self.on_call: Callable[[PlatformCall], None] | None = None
+        # poll delivery (§14): a2a_receive rows per workspace, oldest first; ids are
+        # increasing; a pruned id is one the activity route answers 410 for
+        self.activity: dict[str, list[dict[str, Any]]] = {}
+        self._pruned: set[str] = set()
+        self._row_seq = 0
         routes = [
             Route("/registry/register", self._register, methods=["POST"]),
             Route("/registry/heartbeat", self._heartbeat, methods=["POST"]),
             Route("/registry/update-card", self._update_card, methods=["POST"]),
             Route("/workspaces/{workspace_id}", self._workspace, methods=["GET"]),
+            Route("/workspaces/{workspace_id}/a2a", self._a2a, methods=["POST"]),
+            Route("/workspaces/{workspace_id}/notify", self._notify, methods=["POST"]),
+            Route("/workspaces/{workspace_id}/activity", self._activity, methods=["GET"]),
             Route("/health", self._health, methods=["GET"]),
         ]
         self._router = Starlette(routes=routes)
@@ -150,9 +162,20 @@ class PlatformEmulator:
     # -- test controls --------------------------------------------------------------
 
     def fail_next(
-        self, path: str, count: int = 1, status: int = 503, retry_after: str | None = None
+        self,
+        path: str,
+        count: int = 1,
+        status: int = 503,
+        retry_after: str | float | None = None,
     ) -> None:
-        """Answer the next ``count`` requests to ``path`` with ``status``."""
+        """Answer the next ``count`` requests to ``path`` with ``status`` (``retry_after``
+        in seconds, or an HTTP date)."""
+        if not 100 <= int(status) <= 599:
+            raise ValueError("status must be an HTTP status from 100 to 599")
+        if isinstance(retry_after, bool) or not isinstance(retry_after, str | int | float | None):
+            raise TypeError("retry_after must be seconds (a number) or an HTTP-date string")
+        if isinstance(retry_after, int | float):
+            retry_after = str(max(0, round(retry_after)))
         with self._lock:
             self._faults[path] = Fault(count=count, status=status, retry_after=retry_after)
 
@@ -217,6 +240,58 @@ class PlatformEmulator:
             temporary.chmod(0o600)
             temporary.replace(token_path)
         return token
+
+    def send_message(
+        self,
+        workspace_id: str,
+        text: str,
+        *,
+        source_id: str | None = None,
+        context_id: str | None = None,
+        method: str = "message/send",
+    ) -> str:
+        """Queue a message for a poll-mode workspace as the platform's proxy does (from
+        a peer when ``source_id`` is set, else from the platform's user); its row id."""
+        message: dict[str, Any] = {
+            "kind": "message",
+            "messageId": f"m-{secrets.token_hex(6)}",
+            "role": "user",
+            "parts": [{"kind": "text", "text": text}],
+        }
+        if context_id is not None:
+            message["contextId"] = context_id
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}
+        with self._lock:
+            return self._queue(workspace_id, body, source_id)
+
+    def _queue(self, workspace_id: str, body: Any, source_id: str | None) -> str:
+        self._row_seq += 1
+        row_id = f"{self._row_seq:012d}"
+        method = body.get("method") if isinstance(body, dict) else None
+        self.activity.setdefault(workspace_id, []).append(
+            {
+                "id": row_id,
+                "workspace_id": workspace_id,
+                "activity_type": "a2a_receive",
+                "source_id": source_id,
+                "target_id": workspace_id,
+                "method": method,
+                "summary": None,
+                "request_body": body,
+                "status": "queued",
+                "created_at": _iso(self.clock()),
+                "_at": self.clock(),
+            }
+        )
+        return row_id
+
+    def prune_activity(self, workspace_id: str, keep: int = 0) -> None:
+        """Forget all but the newest ``keep`` rows (a cursor naming one is then 410)."""
+        with self._lock:
+            rows = self.activity.get(workspace_id, [])
+            cut = rows[: max(0, len(rows) - keep)]
+            self._pruned.update(row["id"] for row in cut)
+            self.activity[workspace_id] = rows[len(cut) :]
 
     @property
     def calls(self) -> list[PlatformCall]:
@@ -421,6 +496,9 @@ class PlatformEmulator:
             "uptime_seconds": record.uptime_seconds,
             "runtime_metadata": record.runtime_metadata,
             "last_heartbeat_at": _iso(record.last_heartbeat_at),
+            "delivery_mode": record.delivery_mode,
+            "received": list(record.received),
+            "notifications": list(record.notifications),
             "register_failure": (
                 {"at": _iso(record.register_failure_at), "reason": record.register_failure_reason}
                 if fresh
@@ -435,7 +513,8 @@ class PlatformEmulator:
         workspace_id, url, card = body.get("id"), body.get("url"), body.get("agent_card")
         if not isinstance(workspace_id, str) or not workspace_id:
             return self._error(400, "id is required and must be a string")
-        if not isinstance(url, str) or not url:
+        poll = body.get("delivery_mode") == "poll"
+        if not poll and (not isinstance(url, str) or not url):
             return self._error(400, "url is required and must be a string")
         if not isinstance(card, dict):
             return self._error(400, "agent_card is required and must be an object")
@@ -444,6 +523,12 @@ class PlatformEmulator:
             denied = self._auth(request, record)
         if denied is not None:
             return denied
+        if poll:
+            origin = request.headers.get("origin")
+            if self.deploy_mode == "saas" and not origin:
+                return self._error(403, "origin required")  # the SaaS web firewall
+            return self._register_poll(workspace_id, card, origin)
+        assert isinstance(url, str)
         host = httpx.URL(url).host if url.startswith(("http://", "https://")) else ""
         resolved = await anyio.to_thread.run_sync(self.resolver, host) if host else []
         reason = url_verdict(url, self.deploy_mode, resolved)
@@ -467,6 +552,92 @@ class PlatformEmulator:
             answer["platform_inbound_secret"] = record.inbound_secret
             self._evaluate(record)
         return JSONResponse(answer)
+
+    def _register_poll(
+        self, workspace_id: str, card: dict[str, Any], origin: str | None
+    ) -> Response:
+        with self._lock:
+            record = self.workspaces.setdefault(workspace_id, WorkspaceRecord(workspace_id))
+            record.delivery_mode, record.origin, record.url = "poll", origin, None
+            record.agent_card = card
+            record.register_failure_at = None
+            record.register_failure_reason = None
+            answer: dict[str, Any] = {"status": "registered", "delivery_mode": "poll"}
+            if record.token is None:
+                record.token = secrets.token_urlsafe(32)
+                answer["auth_token"] = record.token
+            if record.inbound_secret is None:
+                record.inbound_secret = secrets.token_urlsafe(32)
+            answer["platform_inbound_secret"] = record.inbound_secret
+            self._evaluate(record)
+        return JSONResponse(answer)
+
+    async def _a2a(self, request: Request) -> Response:
+        """The A2A proxy: a message to a poll-mode workspace is queued as an activity row
+        (``{"status": "queued", ...}``); anything else is recorded as received there."""
+        target = request.path_params["workspace_id"]
+        body = await self._json_object(request)
+        if body is None:
+            return self._error(400, "invalid JSON body")
+        source = request.headers.get("x-source-workspace-id")
+        with self._lock:
+            if source is not None:
+                sender = self.workspaces.get(source)
+                if sender is not None and sender.token is not None:
+                    denied = self._auth(request, sender)  # a workspace speaks as itself
+                    if denied is not None:
+                        return denied
+            record = self.workspaces.setdefault(target, WorkspaceRecord(target))
+            if record.delivery_mode == "poll":
+                self._queue(target, body, source)
+                method = body.get("method")
+                return JSONResponse({"status": "queued", "delivery_mode": "poll", "method": method})
+            record.received.append({"from": source, "body": body, "at": _iso(self.clock())})
+        return JSONResponse({"status": "delivered"})
+
+    async def _notify(self, request: Request) -> Response:
+        workspace_id = request.path_params["workspace_id"]
+        body = await self._json_object(request)
+        if body is None or not isinstance(body.get("message"), str):
+            return self._error(400, "message (string) is required")
+        with self._lock:
+            record = self.workspaces.get(workspace_id)
+            if record is None:
+                return self._error(404, "unknown workspace")
+            denied = self._auth(request, record)
+            if denied is not None:
+                return denied
+            record.notifications.append({"message": body["message"], "at": _iso(self.clock())})
+        return JSONResponse({"status": "ok"})
+
+    async def _activity(self, request: Request) -> Response:
+        workspace_id = request.path_params["workspace_id"]
+        query = request.query_params
+        with self._lock:
+            record = self.workspaces.get(workspace_id)
+            if record is None:
+                return self._error(404, "unknown workspace")
+            denied = self._auth(request, record)
+            if denied is not None:
+                return denied
+            rows = [
+                r
+                for r in self.activity.get(workspace_id, [])
+                if query.get("type") in (None, r["activity_type"])
+            ]
+            since_id, since_secs = query.get("since_id"), query.get("since_secs")
+            if since_id:
+                if since_id in self._pruned:
+                    return self._error(410, "cursor pruned")
+                ids = [r["id"] for r in rows]
+                if since_id not in ids:
+                    return self._error(410, "cursor unknown")
+                rows = rows[ids.index(since_id) + 1 :]
+            elif since_secs is not None and since_secs.isdigit():
+                rows = [r for r in rows if r["_at"] >= self.clock() - int(since_secs)]
+            limit = int(query["limit"]) if query.get("limit", "").isdigit() else 100
+            page = [{k: v for k, v in r.items() if k != "_at"} for r in rows[: max(1, limit)]]
+        return JSONResponse(page)
 
     async def _heartbeat(self, request: Request) -> Response:
         body = await self._json_object(request)
