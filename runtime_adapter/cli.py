@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         help="pass a variable to the runtime (the sandbox passes nothing else from this shell)",
     )
     dev.add_argument("--keep-logs", action="store_true", help="keep the runtime's log on exit")
+    dev.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll delivery (DELIVERY_MODE=poll): the sample message is queued at the "
+        "platform and the reply arrives there",
+    )
 
     new = commands.add_parser(
         "new",
@@ -376,6 +382,7 @@ def _cmd_dev(args: argparse.Namespace) -> int:
         adapter=args.adapter,
         duration=args.duration,
         refuse_key=args.refuse_key,
+        poll=args.poll,
         extra_env=extra,
         keep_logs=args.keep_logs,
     )

@@ -160,7 +160,25 @@ def _sample_message(url: str) -> str:
             part.get("text", "")
             for part in ((result.get("status") or {}).get("message") or {}).get("parts") or []
         ]
-    return f"{state}: {' '.join(texts)[:300]}"
+    said = " ".join(texts)[:300]
+    return said if said.startswith(f"{state}:") else f"{state}: {said}"
+
+
+def _poll_sample(emulator: PlatformEmulator, workspace_id: str, out: TextIO) -> str:
+    """The sample message queued at the platform for a poll-mode workspace; the reply
+    as it arrives at the platform (``/notify``) and how long it took."""
+    before = len((emulator.view(workspace_id) or {}).get("notifications") or [])
+    emulator.send_message(workspace_id, "Hello from runtime-adapter dev")
+    queued = time.monotonic()
+    out.write("queued at the platform (poll) -> ")
+    out.flush()
+    while time.monotonic() - queued < 120:
+        notes = (emulator.view(workspace_id) or {}).get("notifications") or []
+        if len(notes) > before:
+            took = time.monotonic() - queued
+            return f"reply at the platform after {took:.1f} s: {str(notes[-1]['message'])[:300]}"
+        time.sleep(0.1)
+    return "no reply within 120 s"
 
 
 def run_dev(
@@ -169,6 +187,7 @@ def run_dev(
     adapter: str,
     duration: float | None,
     refuse_key: bool,
+    poll: bool = False,
     extra_env: dict[str, str] | None = None,
     keep_logs: bool = False,
     out: TextIO = sys.stdout,
@@ -193,8 +212,21 @@ def run_dev(
             (configs / "config.yaml").write_text(EXAMPLE_CONFIG)
         port = free_port()
         runtime = _runtime_of(configs)
+        why = f"the entry point of runtime {runtime!r}" if runtime else ""
         if adapter == "auto":
-            adapter = "" if runtime and _installed(runtime) else "runtime_adapter.testing.echo"
+            if runtime and _installed(runtime):
+                adapter = ""
+            else:
+                adapter = "runtime_adapter.testing.echo"
+                why = (
+                    f"warning: runtime {runtime!r} of the volume is not installed (no entry "
+                    "point in runtime_adapter.adapters): install it (pip install -e DIR) or "
+                    "pass --adapter pkg.module"
+                    if runtime
+                    else "the volume names no runtime"
+                )
+        else:
+            why = "--adapter"
         # sealed: only what Python needs from this shell, the sandbox's own settings,
         # and what the user passed explicitly with --env
         env = {name: os.environ[name] for name in _PASSED if name in os.environ}
@@ -215,6 +247,7 @@ def run_dev(
                 "LLM_PROXY_URL": llm_url,
                 "HEARTBEAT_INTERVAL_SECONDS": "5",
                 "LOG_FORMAT": "json",
+                **({"DELIVERY_MODE": "poll", "POLL_INTERVAL_SECONDS": "1"} if poll else {}),
                 **(extra_env or {}),
             }
         )
@@ -229,8 +262,9 @@ def run_dev(
             f"platform emulator {platform_url}  fake LLM {llm_url}"
             f"{' (refusing the key)' if refuse_key else ''}\n"
             f"volume {configs} (from {source or 'the built-in example'})\n"
-            f"workspace {workspace_id} on http://127.0.0.1:{port}  adapter "
-            f"{adapter or f'entry point {runtime!r}'}\n"
+            f"workspace {workspace_id} on http://127.0.0.1:{port}"
+            f"{' (poll delivery: it pulls its messages)' if poll else ''}\n"
+            f"adapter {adapter or f'entry point {runtime!r}'} ({why})\n"
             f"environment sealed{passed}\n"
             f"logs {log_path} ({kept})\n"
         )
@@ -272,7 +306,10 @@ def run_dev(
                         said_hello = True
                         out.write(("\n" if tty else "") + "sample A2A message -> ")
                         out.flush()
-                        out.write(_sample_message(agent_url) + "\n")
+                        if poll:
+                            out.write(_poll_sample(emulator, workspace_id, out) + "\n")
+                        else:
+                            out.write(_sample_message(agent_url) + "\n")
                     out.flush()
                     last = shown if shown is not None else last
                     time.sleep(0.5)

@@ -25,6 +25,7 @@ from .claude_settings import find_overrides, settings_files
 from .envplan import EnvPlan, apply_plan
 from .errors import ConfigError, Redactor
 from .health import Health
+from .inbound import Callers, bearer_tokens, describe
 from .logs import REDACTOR
 from .reconcile import reconcile
 from .settings import Settings, load_settings
@@ -129,8 +130,13 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
     checks.append(await anyio.to_thread.run_sync(_claude_settings, settings, environ, plan))
     checks.append(_isolation(environ, settings))
 
+    if settings is not None:
+        checks.append(_delivery(settings))
+        checks.append(_callers(settings))
     if settings is None or not settings.workspace_id:
         checks.append(Check("advertised URL", "skip", "needs WORKSPACE_ID"))
+    elif settings.delivery_mode == "poll":
+        checks.append(Check("advertised URL", "skip", "poll delivery advertises no URL (§14)"))
     else:
         checks.append(await _advertised(settings, config))
 
@@ -241,6 +247,46 @@ def _isolation(environ: Mapping[str, str], settings: Settings | None) -> Check:
     if not gateway:
         remedy = "set LLM_GATEWAY=on" + (f"; {remedy}" if remedy else "")
     return Check("isolation", "warn", f"{road}; {missing}", remedy)
+
+
+def _delivery(settings: Settings) -> Check:
+    if settings.delivery_mode == "poll":
+        return Check(
+            "delivery",
+            "pass",
+            f"poll (DELIVERY_MODE=poll): registered without a URL, messages pulled from the "
+            f"platform every {settings.poll_interval_seconds:g} s ±10 %, replies sent through "
+            "it; a message waits about half the interval",
+        )
+    return Check(
+        "delivery",
+        "pass",
+        "push (DELIVERY_MODE unset or push): the platform calls the advertised URL; a "
+        "workspace it cannot reach (NAT, a laptop, another cluster) needs DELIVERY_MODE=poll",
+    )
+
+
+def _callers(settings: Settings) -> Check:
+    callers = Callers(settings.a2a_auth)
+    if settings.a2a_auth == "bearer":
+        raw = settings.a2a_bearer_tokens
+        text = raw.get_secret_value() if raw is not None else None
+        folder = settings.runtime_secrets_dir
+        if text is None and folder is not None and (folder / "A2A_BEARER_TOKENS").is_file():
+            text = (folder / "A2A_BEARER_TOKENS").read_text(errors="replace")
+        callers.tokens = bearer_tokens(text)
+        if not callers.tokens:
+            return Check(
+                "A2A callers",
+                "fail",
+                "A2A_AUTH=bearer but no token is set: every A2A request is refused",
+                "set A2A_BEARER_TOKENS (comma-separated) or a file A2A_BEARER_TOKENS in "
+                "RUNTIME_SECRETS_DIR",
+            )
+    detail = describe(callers)
+    if settings.a2a_auth == "none" and settings.delivery_mode == "push":
+        detail += ": anyone who reaches the port may send work (A2A_AUTH=platform or bearer)"
+    return Check("A2A callers", "pass", detail)
 
 
 async def _advertised(settings: Settings, config: WorkspaceConfig | None) -> Check:

@@ -24,6 +24,8 @@ NAMES = [
     "provider env",
     "Claude Code settings",
     "isolation",
+    "delivery",
+    "A2A callers",
     "advertised URL",
     "platform reachability",
     "LLM credential probe",
@@ -69,7 +71,7 @@ def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, st
     assert [c["name"] for c in report["checks"]] == NAMES
     # outside the image the agent is the runtime's user: a warning, not a failure
     verdicts = [c["verdict"] for c in report["checks"]]
-    assert verdicts == ["pass"] * 5 + ["warn"] + ["pass"] * 3, report
+    assert verdicts == ["pass"] * 5 + ["warn"] + ["pass"] * 5, report
     isolation = report["checks"][5]
     assert "holds no provider key" in isolation["detail"]
     assert "no agent user is configured" in isolation["detail"]
@@ -95,6 +97,8 @@ def test_a_broken_volume_fails_and_skips_what_depends_on_it(
     verdicts = {c["name"]: c["verdict"] for c in json.loads(done.stdout)["checks"]}
     assert verdicts == {
         "settings": "pass",
+        "delivery": "pass",
+        "A2A callers": "pass",
         "config volume": "fail",
         "adapter": "pass",
         "provider env": "skip",
@@ -171,3 +175,21 @@ def test_a_mistyped_adapter_module_is_named_before_any_provider_error(
     assert rows["provider env"]["verdict"] == "fail"
     assert "ADAPTER_MODULE names module acme_adaptr" in rows["provider env"]["detail"]
     assert "no provider arm serves" not in done.stdout
+
+
+def test_poll_delivery_and_bearer_callers_are_named(
+    volume: WriteVolume, services: tuple[FakeLLM, str, str]
+) -> None:
+    env = {
+        **base_env(volume("model: MiniMax-M2\n"), services),
+        "DELIVERY_MODE": "poll",
+        "A2A_AUTH": "bearer",
+    }
+    checks = {c["name"]: c for c in json.loads(doctor(env, "--json").stdout)["checks"]}
+    assert checks["delivery"]["detail"].startswith("poll (DELIVERY_MODE=poll)")
+    assert checks["advertised URL"]["verdict"] == "skip"
+    assert checks["A2A callers"]["verdict"] == "fail"  # bearer with no token
+    assert "A2A_BEARER_TOKENS" in checks["A2A callers"]["remedy"]
+    env["A2A_BEARER_TOKENS"] = "tok-one,tok-two"
+    checks = {c["name"]: c for c in json.loads(doctor(env, "--json").stdout)["checks"]}
+    assert checks["A2A callers"]["detail"] == "A2A callers must present one of 2 bearer token(s)"
