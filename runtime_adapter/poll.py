@@ -228,6 +228,22 @@ def reply_of(request: dict[str, Any], response: dict[str, Any], source_id: str |
     return reply
 
 
+_RUNNING = frozenset({"submitted", "working"})
+
+
+def _task_state(response: dict[str, Any]) -> tuple[str | None, str]:
+    """(task id, state in lower case without the 1.0 prefix) of a JSON-RPC answer."""
+    result = response.get("result")
+    if not isinstance(result, dict):
+        return None, ""
+    task = result.get("task", result)
+    if not isinstance(task, dict) or not isinstance(task.get("status"), dict):
+        return None, ""
+    state = str(task["status"].get("state", "")).lower().removeprefix("task_state_")
+    task_id = task.get("id")
+    return (str(task_id) if task_id else None), state
+
+
 def _request_of(row: dict[str, Any]) -> dict[str, Any] | None:
     """The row's JSON-RPC message request, made blocking, or None when it is not one."""
     body = row.get("request_body")
@@ -290,6 +306,7 @@ class PollLoop:
     _position: str | None = None  # the last row received (the pull's since_id)
     _pruned: bool = False
     _scope: anyio.CancelScope | None = None
+    _stopping: bool = False
 
     async def run(self) -> None:
         await anyio.to_thread.run_sync(self.cursor.load)
@@ -303,6 +320,7 @@ class PollLoop:
     async def stop(self) -> None:
         """Stop pulling and abandon the rows in flight (not done: the next process runs
         them); the cursor is saved as it stands."""
+        self._stopping = True
         if self._scope is not None:
             self._scope.cancel()
         with anyio.CancelScope(shield=True), anyio.move_on_after(2):
@@ -396,17 +414,34 @@ class PollLoop:
         assert row.request is not None
         caller = f"workspace:{row.source_id}" if row.source_id else PLATFORM_CALLER
         try:
-            response = await self.call(row.request, caller)
+            response = await self._answer(row.request, caller)
         except Exception as error:  # the adapter's routes: a bug there is a failed row
             log.exception("poll: row %s could not be dispatched", row.id)
             response = {
                 "error": {"code": -32603, "message": f"the runtime failed ({type(error).__name__})"}
             }
+        if self._stopping:
+            return  # cut short by the shutdown: not done, the next process runs it
         reply = reply_of(row.request, response, row.source_id)
         self.cursor.pending[row.id] = reply  # before it is sent: a restart sends, not runs
         await anyio.to_thread.run_sync(self.cursor.save)
         await self._send(row.id, reply)
         await self._done(row)
+
+    async def _answer(self, request: dict[str, Any], caller: str) -> dict[str, Any]:
+        """The request's final answer: a task still running when the send returned (a
+        handler that answers early) is asked for again until it ends."""
+        response = await self.call(request, caller)
+        waited = 0.0
+        while not self._stopping and waited < _DISPATCH_SECONDS:
+            task_id, state = _task_state(response)
+            if task_id is None or state not in _RUNNING:
+                return response
+            await self.sleep(1.0)
+            waited += 1.0
+            get = {"jsonrpc": "2.0", "id": 1, "method": "tasks/get", "params": {"id": task_id}}
+            response = await self.call(get, caller)
+        return response
 
     async def _send_pending(self) -> None:
         for row_id, reply in list(self.cursor.pending.items()):

@@ -212,7 +212,8 @@ class PlatformEmulator:
             self._latency[path] = seconds
 
     def outage(self, seconds: float, status: int = 503) -> None:
-        """Answer every ``/registry/*`` request with ``status`` for ``seconds`` of ``clock``."""
+        """Answer every platform API request (``/registry/*``, ``/workspaces/*``) with
+        ``status`` for ``seconds`` of ``clock``."""
         with self._lock:
             self._outage = (self.clock() + seconds, status)
 
@@ -342,7 +343,7 @@ class PlatformEmulator:
                 fault.count -= 1
             else:
                 fault = None
-            if self._outage is not None and path.startswith("/registry/"):
+            if self._outage is not None and path.startswith(("/registry/", "/workspaces/")):
                 until, outage_status = self._outage
                 if self.clock() < until:
                     fault = Fault(count=0, status=outage_status)
