@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import httpx
 
 from runtime_adapter import fingerprint
@@ -1351,6 +1352,116 @@ def bench_tasks(messages: int, contexts: int, retention: int = 1000) -> list[Row
     ]
 
 
+def bench_poll(runs: int, fleet: int) -> list[Row]:
+    """Poll delivery (DESIGN §14): a message queued at the platform -> its reply at the
+    platform, ``run`` with the echo adapter at ``POLL_INTERVAL_SECONDS=2``, queued at
+    random moments; beside it the same message pushed to the workspace (the turn time
+    alone). Then the platform load of ``fleet`` idle poll-mode workspaces (the real
+    ``PollLoop``, virtual time) beside ``fleet`` heartbeat loops against the emulator."""
+    from runtime_adapter.poll import Cursor, PollLoop
+
+    interval = 2.0
+    rng = random.Random(7)
+    polled: list[float] = []
+    pushed: list[float] = []
+    config = "name: bench\nruntime: echo\n"
+    with _services() as (emulator, platform_url, _llm, _llm_url):
+        with _runtime(
+            "bench-poll",
+            platform_url,
+            None,
+            config,
+            DELIVERY_MODE="poll",
+            POLL_INTERVAL_SECONDS=str(interval),
+            HEARTBEAT_INTERVAL_SECONDS="5",
+        ):
+            _wait(lambda: (emulator.view("bench-poll") or {}).get("status") == "online")
+            time.sleep(interval)
+            for _ in range(runs):
+                time.sleep(rng.uniform(0, interval))  # a random phase of the pull
+                before = len((emulator.view("bench-poll") or {})["notifications"])
+                queued = time.perf_counter()
+                emulator.send_message("bench-poll", "ping")
+                while len((emulator.view("bench-poll") or {})["notifications"]) == before:
+                    time.sleep(0.002)
+                polled.append((time.perf_counter() - queued) * 1000)
+        port = free_port()
+        with _runtime("bench-push", platform_url, None, config, PORT=str(port)):
+            _wait(lambda: (emulator.view("bench-push") or {}).get("status") == "online")
+            with httpx.Client(timeout=10) as http:
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    http.post(f"http://127.0.0.1:{port}/", json=message_send("ping"))
+                    pushed.append((time.perf_counter() - started) * 1000)
+    polled.sort()
+    pushed.sort()
+    p50, p90 = polled[len(polled) // 2], polled[int(len(polled) * 0.9)]
+    turn = pushed[len(pushed) // 2]
+    target = interval * 1000 / 2 + turn + 50
+
+    async def load() -> tuple[float, float]:
+        vt = VirtualTime()
+        seconds = 600.0
+
+        class Idle:
+            pulls = 0
+            workspace_id = "idle"
+
+            async def activity(self, **_: Any) -> list[dict[str, Any]]:
+                Idle.pulls += 1
+                await anyio.lowlevel.checkpoint()
+                return []
+
+        with tempfile.TemporaryDirectory() as tmp:
+            async with anyio.create_task_group() as group:
+                for _ in range(fleet):
+                    loop = PollLoop(
+                        Idle(),  # type: ignore[arg-type]
+                        Health(clock=vt),
+                        call=None,  # type: ignore[arg-type]
+                        cursor=Cursor(Path(tmp) / "none"),
+                        interval=interval,
+                        sleep=vt.sleep,
+                        rng=rng.random,
+                    )
+
+                    async def start(loop: PollLoop = loop) -> None:
+                        await vt.sleep(rng.uniform(0, interval))
+                        await loop._pull_forever(group)  # idle: no cursor I/O to set up
+
+                    group.start_soon(start)
+                emulator = PlatformEmulator(clock=vt)
+                _start_fleet(group, fleet, vt, emulator, rng, Path(tmp))
+                started = vt.now
+                await vt.run_until(lambda: vt.now - started >= seconds, limit=seconds + 60)
+                beats = len(emulator.calls_to("/registry/heartbeat"))
+                group.cancel_scope.cancel()
+        return Idle.pulls / seconds, beats / seconds
+
+    pulls, beats = anyio.run(load)
+    return [
+        Row(
+            "poll",
+            f"queued -> reply at the platform p50 (interval {interval:g} s)",
+            round(p50, 1),
+            "ms",
+            f"<= {target:.0f}",
+            p50 <= target,
+            f"p90 {p90:.0f} ms; push turn p50 {turn:.1f} ms; {runs} messages, echo adapter",
+        ),
+        Row(
+            "poll",
+            f"{fleet:,} idle poll-mode workspaces: pulls",
+            round(pulls, 1),
+            "rps",
+            f"~{fleet / interval:.0f}",
+            None,
+            f"beside {beats:.1f} rps of heartbeats from {fleet:,} loops (interval 30 s); "
+            "virtual time, 600 s",
+        ),
+    ]
+
+
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "import": lambda quick: bench_import(3 if quick else 7),
     "boot": lambda quick: bench_boot(3 if quick else 10),
@@ -1362,6 +1473,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
     "bounded": lambda quick: bench_bounded(10_000, 2_000),
+    "poll": lambda quick: bench_poll(10 if quick else 30, 200 if quick else 1000),
     "tasks": lambda quick: bench_tasks(2_000 if quick else 10_000, 400 if quick else 2_000),
     "gateway": lambda quick: bench_gateway(5 if quick else 20, turns=not quick),
     "container": lambda quick: bench_container(2 if quick else 5),

@@ -17,7 +17,7 @@ import pytest
 from runtime_adapter import fingerprint
 from runtime_adapter.testing import last_user_text
 
-from .harness import WS, wait_for
+from .harness import WS, Process, wait_for
 from .test_claude_code_a2a import Workspace, workspace
 
 __all__ = ["workspace"]
@@ -25,7 +25,13 @@ __all__ = ["workspace"]
 pytestmark = [pytest.mark.slow]
 
 PEER = "ws-peer-0001"
-POLL = {"DELIVERY_MODE": "poll", "POLL_INTERVAL_SECONDS": "0.5"}
+
+
+def start_polling(world: Workspace, **env: str) -> Process:
+    """``run`` in poll mode, pulling every half second."""
+    start: Any = world.start  # its keyword arguments are typed; these are variables
+    process: Process = start(DELIVERY_MODE="poll", POLL_INTERVAL_SECONDS="0.5", **env)
+    return process
 
 
 def answers(body: dict[str, Any]) -> str:
@@ -52,7 +58,7 @@ def reply_texts(world: Workspace) -> list[str]:
 
 def test_a_peer_and_the_user_are_answered_through_the_platform(workspace: Workspace) -> None:
     workspace.llm.script = answers
-    process = workspace.start(**POLL)
+    process = start_polling(workspace)
     view = workspace.view()
     assert view["delivery_mode"] == "poll"
     assert view["url"] is None
@@ -100,7 +106,7 @@ def test_a_peer_and_the_user_are_answered_through_the_platform(workspace: Worksp
 
 def test_two_contexts_side_by_side_each_in_order(workspace: Workspace) -> None:
     workspace.llm.script = answers
-    workspace.start(**POLL)
+    start_polling(workspace)
     workspace.llm.delay = 1.5  # each turn takes a while: two at once show
     for text, context in (("a1", "A"), ("b1", "B"), ("a2", "A"), ("b2", "B")):
         workspace.emulator.send_message(WS, f"question {text}", source_id=PEER, context_id=context)
@@ -118,7 +124,7 @@ def test_two_contexts_side_by_side_each_in_order(workspace: Workspace) -> None:
 
 def test_a_sigterm_between_two_rows_answers_each_exactly_once(workspace: Workspace) -> None:
     workspace.llm.script = answers
-    first = workspace.start(**POLL)
+    first = start_polling(workspace)
     workspace.emulator.send_message(WS, "first row")
     wait_for(lambda: notes(workspace), timeout=90)
     workspace.llm.delay = 4  # the second row's turn is running at the SIGTERM
@@ -130,7 +136,7 @@ def test_a_sigterm_between_two_rows_answers_each_exactly_once(workspace: Workspa
     cursor = json.loads((workspace.root / "configs" / ".a2a_cursor").read_text())
     assert cursor["pending"] == {}  # the second row was cut short: not answered, not done
 
-    workspace.start(**POLL)
+    start_polling(workspace)
     wait_for(lambda: len(notes(workspace)) >= 2, timeout=90)
     time.sleep(2)  # a few more pulls: nothing comes twice
     assert notes(workspace) == ["ANSWER TO <first row>", "ANSWER TO <second row>"]
@@ -138,13 +144,13 @@ def test_a_sigterm_between_two_rows_answers_each_exactly_once(workspace: Workspa
 
 def test_a_pruned_cursor_is_recovered_without_repeats(workspace: Workspace) -> None:
     workspace.llm.script = answers
-    first = workspace.start(**POLL)
+    first = start_polling(workspace)
     workspace.emulator.send_message(WS, "before the prune")
     wait_for(lambda: notes(workspace), timeout=90)
     assert first.stop() == 0
     workspace.emulator.prune_activity(WS, keep=0)  # the cursor's row is gone: 410
     workspace.emulator.send_message(WS, "after the prune")
-    process = workspace.start(**POLL)
+    process = start_polling(workspace)
     wait_for(lambda: len(notes(workspace)) >= 2, timeout=90)
     time.sleep(2)
     assert notes(workspace) == ["ANSWER TO <before the prune>", "ANSWER TO <after the prune>"]
@@ -157,7 +163,7 @@ def test_the_platform_down_for_30_s_delays_the_answer_and_loses_nothing(
     workspace: Workspace,
 ) -> None:
     workspace.llm.script = answers
-    workspace.start(**POLL, HEARTBEAT_BACKOFF_CAP_SECONDS="5")
+    start_polling(workspace, HEARTBEAT_BACKOFF_CAP_SECONDS="5")
     workspace.emulator.outage(30)
     down = time.monotonic()
     workspace.emulator.send_message(WS, "during the outage")
