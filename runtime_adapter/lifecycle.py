@@ -183,6 +183,8 @@ class Runtime:
         self._read: tuple[tuple[str, int, int], ...] | None = None
         self._boot_quiet = anyio.Event()  # the first register and probe are done
         self.poll: PollLoop | None = None  # DELIVERY_MODE=poll (§14)
+        self._stop_serving = anyio.Event()
+        self._budget_deadline: float | None = None
         self._in_process: InProcess | None = None
         # the agent's only road to its LLM, and the only holder of the credential (§13)
         self.gateway: Gateway | None = None
@@ -571,7 +573,12 @@ class Runtime:
         with anyio.move_on_after(_SERVE_AFTER):
             await registered.wait()
         try:
-            await serve(build_app(self.server_state), sock)
+            await serve(
+                build_app(self.server_state),
+                sock,
+                stop=self._stop_serving,
+                drain_until=lambda: self._budget_deadline,
+            )
         except RuntimeAdapterError as error:
             self._cannot_listen(error)
             stopping.set()
@@ -585,7 +592,7 @@ class Runtime:
             await self._boot_quiet.wait()
         await anyio.to_thread.run_sync(gateway.open, prefetch.tls_context(0))
         try:
-            await serve(gateway.app, sock)
+            await serve(gateway.app, sock, drain_until=lambda: self._budget_deadline)
         except RuntimeAdapterError as error:
             self._cannot_listen(error)
         finally:
@@ -643,8 +650,11 @@ class Runtime:
             return
         self._enter(Phase.STOPPING)
         self.server_state.accepting = False  # new A2A work gets 503 from now on
+        self._stop_serving.set()  # no new connection; open ones finish while we stop
         with anyio.CancelScope(shield=True) as budget:
             budget.deadline = anyio.current_time() + SHUTDOWN_BUDGET
+            # the server's wait for open connections ends with this budget too
+            self._budget_deadline = budget.deadline + 0.5
             if self.poll is not None:
                 # before the adapter stops: a row its stop cancels is not done, and not
                 # answered "canceled"; the next process runs it

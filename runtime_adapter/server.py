@@ -148,10 +148,19 @@ def _server_class() -> Any:
 
 
 async def serve(
-    app: Any, sock: socket.socket, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    app: Any,
+    sock: socket.socket,
+    *,
+    task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    stop: anyio.Event | None = None,
+    drain_until: Callable[[], float | None] = lambda: None,
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until cancelled; ``task_status.started()``
-    once uvicorn serves. The socket is closed when serving ends, or if it never starts."""
+    once uvicorn serves. The socket is closed when serving ends, or if it never starts.
+
+    ``stop`` set: uvicorn stops accepting and lets open connections finish (the
+    shutdown has begun). When cancelled, it waits for them until ``drain_until()``
+    (the shutdown budget's deadline; 3 s when None), then closes what is left."""
     try:
         # uvicorn and h11 are imported in a worker thread: the loop keeps beating
         config_class, server_class = await anyio.to_thread.run_sync(_server_class)
@@ -184,8 +193,15 @@ async def serve(
             done.set()
 
     failed = False
+
+    async def stop_when_told() -> None:
+        if stop is not None:
+            await stop.wait()
+            server.should_exit = True  # no new connection; open ones may finish
+
     async with anyio.create_task_group() as group:
         group.start_soon(run)
+        group.start_soon(stop_when_told)
         try:
             with anyio.move_on_after(10):
                 while not server.started and not done.is_set():  # noqa: ASYNC110
@@ -199,9 +215,13 @@ async def serve(
             # to stop, or the task group would wait for it forever
             server.should_exit = True
             with anyio.CancelScope(shield=True):
-                with anyio.move_on_after(3):
+                until = drain_until()
+                with anyio.move_on_after(3) as drain:
+                    if until is not None:
+                        drain.deadline = until  # one budget: the shutdown's
                     await done.wait()
                 server.force_exit = True
                 await done.wait()
+            group.cancel_scope.cancel()
     if failed:
         raise RuntimeAdapterError(f"cannot serve on {host}:{port}")

@@ -274,3 +274,47 @@ def test_bad_platform_url_exits_78() -> None:
     assert done.returncode == 78
     assert "PLATFORM_URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_shutdown_with_open_connections_ends_within_ten_seconds(
+    start: Callable[..., Process], platform: tuple[PlatformEmulator, str], tmp_path: Path
+) -> None:
+    """DESIGN §9, one budget for everything: an adapter whose stop takes all the time
+    it is given, a platform that does not answer the last beat, and callers that hold
+    connections open (a request whose body never comes, an idle keep-alive) still end
+    in an exit 0 within 10 s: the server stops accepting when the shutdown begins and
+    its wait for open connections ends with the shutdown's budget."""
+    import socket
+
+    package = tmp_path / "slow"
+    package.mkdir()
+    (package / "slow_adapter.py").write_text(
+        "import anyio\n"
+        "from runtime_adapter.testing.echo import EchoAdapter\n"
+        "class Slow(EchoAdapter):\n"
+        "    stop_timeout = 7.0\n"
+        "    async def stop(self):\n"
+        "        await anyio.sleep(60)  # cut at its stop_timeout\n"
+    )
+    process = start(ADAPTER_MODULE="slow_adapter:Slow", PYTHONPATH=str(package))
+    wait_for(lambda: view(platform).get("status") == "online")
+    platform[0].set_latency("/registry/heartbeat", 30)  # the last beat gets no answer
+    held = []
+    for _ in range(3):
+        stalled = socket.create_connection(("127.0.0.1", process.port), timeout=5)
+        stalled.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"jsonrpc"'  # ... and the rest never comes
+        )
+        held.append(stalled)
+    idle = socket.create_connection(("127.0.0.1", process.port), timeout=5)
+    idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert idle.recv(100).startswith(b"HTTP/1.1 200")  # kept alive, then idle
+    held.append(idle)
+    time.sleep(0.5)
+    try:
+        assert process.stop() == 0, process.output[-2000:]
+        assert process.stopped_in < 10, process.stopped_in
+    finally:
+        for connection in held:
+            connection.close()
