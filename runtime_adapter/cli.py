@@ -399,9 +399,16 @@ def _cmd_new(args: argparse.Namespace) -> int:
     for file in written:
         sys.stdout.write(f"wrote {file}\n")
     package = args.path.name.lower().replace("-", "_")
+    # the interpreter and script this command runs from: they have the package, respx
+    # and pytest (a bare `python` may be the system's, without them)
+    python = shlex.quote(sys.executable)
+    here = shlex.quote(str(Path(sys.argv[0]).resolve().parent / "runtime-adapter"))
+    command = (
+        here if Path(sys.argv[0]).name == "runtime-adapter" else f"{python} -m runtime_adapter"
+    )
     sys.stdout.write(
-        f"next: runtime-adapter dev --volume {args.path} --adapter {package}\n"
-        f"      (cd {args.path} && PYTHONPATH=. python -m pytest)\n"
+        f"next: {command} dev --volume {args.path} --adapter {package}\n"
+        f"      (cd {args.path} && PYTHONPATH=. {python} -m pytest)\n"
     )
     return 0
 

@@ -23,11 +23,12 @@ from .adapter import AdapterContext, BaseAdapter, discover_adapter
 from .advertise import advertise, listen_port
 from .claude_settings import find_overrides, settings_files
 from .envplan import EnvPlan, apply_plan
-from .errors import ConfigError, Redactor
+from .errors import ConfigError, Redactor, RuntimeAdapterError
 from .health import Health
 from .inbound import Callers, bearer_tokens, describe
 from .logs import REDACTOR
 from .reconcile import reconcile
+from .server import bind
 from .settings import Settings, load_settings
 from .volume import WorkspaceConfig, load_config, read_token
 
@@ -133,6 +134,7 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
     if settings is not None:
         checks.append(_delivery(settings))
         checks.append(_callers(settings))
+        checks.append(_listen(settings, config))
     if settings is None or not settings.workspace_id:
         checks.append(Check("advertised URL", "skip", "needs WORKSPACE_ID"))
     elif settings.delivery_mode == "poll":
@@ -264,6 +266,19 @@ def _delivery(settings: Settings) -> Check:
         "push (DELIVERY_MODE unset or push): the platform calls the advertised URL; a "
         "workspace it cannot reach (NAT, a laptop, another cluster) needs DELIVERY_MODE=poll",
     )
+
+
+def _listen(settings: Settings, config: WorkspaceConfig | None) -> Check:
+    """The port ``run`` would serve on can be bound (nothing else listens there)."""
+    port = listen_port(settings, config)
+    try:
+        bind("0.0.0.0", port).close()  # noqa: S104 - what run binds
+    except RuntimeAdapterError as error:
+        platform = httpx.URL(settings.platform_url or "http://-")
+        mine = platform.port == port and platform.host in ("127.0.0.1", "localhost", "::1")
+        said = f"{error}" + ("; it is the platform's own port" if mine else "")
+        return Check("listen port", "fail", said, "set PORT (or a2a.port) to a free port")
+    return Check("listen port", "pass", f"port {port} is free")
 
 
 def _callers(settings: Settings) -> Check:

@@ -55,6 +55,18 @@ _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{12,}|eyJ[A-Za-z0-9_\-]{20,}\.[A-Za
 _BEARER = re.compile(r"(?i)\b(bearer|x-api-key[\"']?\s*[:=])\s*[\"']?([A-Za-z0-9_\-.~+/=]{8,})")
 
 
+# what a sample error says of a credential: "bearer MINIMAX_API_KEY sha256:..." names
+# the variable, which is no secret; a fingerprint is already one
+_NAMED = re.compile(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+|sha256:[0-9a-f]{8}")
+
+
+def _fingerprint_bearer(match: re.Match[str]) -> str:
+    value = match.group(2)
+    if _NAMED.fullmatch(value):
+        return match.group(0)
+    return f"{match.group(1)} {fingerprint(value)}"
+
+
 class Redactor:
     """Replaces every known secret, and anything shaped like a key, with its fingerprint.
 
@@ -78,7 +90,7 @@ class Redactor:
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, fingerprint(secret))
-        text = _BEARER.sub(lambda m: f"{m.group(1)} {fingerprint(m.group(2))}", text)
+        text = _BEARER.sub(_fingerprint_bearer, text)
         return _KEY_LIKE.sub(lambda m: fingerprint(m.group(1)), text)
 
 

@@ -476,7 +476,7 @@ class Runtime:
             port = sock.getsockname()[1]
         except RuntimeAdapterError as error:
             port = self._port()
-            self._cannot_listen(error)
+            self._cannot_listen(self._port_problem(port, error))
         if self.poll_mode:
             # no inbound route (§14): callers reach us through the platform's proxy
             self.url = f"{self.platform_url.rstrip('/')}/workspaces/{self.workspace_id}/a2a"
@@ -502,8 +502,9 @@ class Runtime:
         )
         self.heartbeat = heartbeat
         if sock is None:
-            with anyio.move_on_after(10):
-                await heartbeat.register_once()  # the last beat in the shutdown follows
+            # nothing is registered under an address nobody serves (it may be the
+            # platform's own); the shutdown's last beat reports why, if the platform
+            # knows this workspace
             return
         registered = anyio.Event()
         group.start_soon(self._serve, sock, registered, stopping)
@@ -599,11 +600,26 @@ class Runtime:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                 await gateway.aclose()
 
+    def _port_problem(self, port: int, error: RuntimeAdapterError) -> ConfigError:
+        """A port that cannot be bound is the operator's to change: say which, and when
+        the platform itself listens there (``PLATFORM_URL`` on this host, same port)."""
+        platform = httpx.URL(self.platform_url)
+        same = platform.port == port and platform.host in ("127.0.0.1", "localhost", "::1")
+        return ConfigError(
+            f"PORT {port}: {error}"
+            + (f"; it is the platform's own port ({self.platform_url})" if same else ""),
+            hint="set PORT (or a2a.port in config.yaml) to a free port",
+            variable="PORT",
+        )
+
     def _cannot_listen(self, error: RuntimeAdapterError) -> None:
         # reported before the process ends: a silent exit is what §2's incidents were
-        crash = replace(
-            classify(error, "runtime", redact=REDACTOR), kind="runtime_crash", severity="error"
-        )
+        if isinstance(error, ConfigError):
+            crash = classify(error, "config", redact=REDACTOR)
+        else:
+            crash = replace(
+                classify(error, "runtime", redact=REDACTOR), kind="runtime_crash", severity="error"
+            )
         self.health.record_failure(crash, operation="listen")
         self.exit_code = 1
         log.error("%s; reporting it and shutting down", error)

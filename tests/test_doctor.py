@@ -26,6 +26,7 @@ NAMES = [
     "isolation",
     "delivery",
     "A2A callers",
+    "listen port",
     "advertised URL",
     "platform reachability",
     "LLM credential probe",
@@ -71,7 +72,7 @@ def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, st
     assert [c["name"] for c in report["checks"]] == NAMES
     # outside the image the agent is the runtime's user: a warning, not a failure
     verdicts = [c["verdict"] for c in report["checks"]]
-    assert verdicts == ["pass"] * 5 + ["warn"] + ["pass"] * 5, report
+    assert verdicts == ["pass"] * 5 + ["warn"] + ["pass"] * 6, report
     isolation = report["checks"][5]
     assert "holds no provider key" in isolation["detail"]
     assert "no agent user is configured" in isolation["detail"]
@@ -87,6 +88,8 @@ def test_a_refused_key_fails_the_probe_with_a_remedy(
     assert done.returncode == 1
     row = next(line for line in done.stdout.splitlines() if "LLM credential probe" in line)
     assert row.startswith("FAIL  LLM credential probe   auth_failed: 401 from 127.0.0.1")
+    # the variable is named, its value fingerprinted (the name is no secret)
+    assert f"bearer MINIMAX_API_KEY {fingerprint(KEY)}" in row
     assert "-> the minimax credential was rejected; check MINIMAX_API_KEY" in done.stdout
 
 
@@ -99,6 +102,7 @@ def test_a_broken_volume_fails_and_skips_what_depends_on_it(
         "settings": "pass",
         "delivery": "pass",
         "A2A callers": "pass",
+        "listen port": "pass",
         "config volume": "fail",
         "adapter": "pass",
         "provider env": "skip",

@@ -318,3 +318,37 @@ def test_shutdown_with_open_connections_ends_within_ten_seconds(
     finally:
         for connection in held:
             connection.close()
+
+
+def test_a_port_in_use_by_the_platform_registers_nothing_and_names_port(
+    tmp_path: Path, platform: tuple[PlatformEmulator, str]
+) -> None:
+    """The platform's own port as PORT: no register of an address nobody serves (it
+    would be the platform's); a config error naming PORT, the platform's port and the
+    remedy; exit 1."""
+    emulator, url = platform
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "config.yaml").write_text("name: clash\n")
+    taken = httpx.URL(url).port
+    assert taken is not None
+    process = Process(
+        {
+            "WORKSPACE_ID": WS,
+            "PLATFORM_URL": url,
+            "WORKSPACE_CONFIG_PATH": str(configs),
+            "ADAPTER_MODULE": "runtime_adapter.testing.echo",
+            "PORT": str(taken),
+            "LOG_FORMAT": "json",
+        },
+        taken,
+    )
+    process.popen.wait(20)
+    output = process.stop_and_output()
+    assert process.popen.returncode == 1
+    assert emulator.calls_to("/registry/register") == []
+    errors = [json.loads(line) for line in output.splitlines() if '"error"' in line]
+    said = " ".join(e["msg"] for e in errors)
+    assert f"PORT {taken}" in said
+    assert "it is the platform's own port" in said
+    assert "set PORT" in said
