@@ -108,12 +108,21 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(part for part in (exc.context, exc.problem) if part)
         problem = problem.replace(" in the stream but", ",") or "malformed YAML"
+        at: int | None = mark.line + 1 if mark else None
+        col: int | None = mark.column + 1 if mark else None
+        lines = text.splitlines()
+        if at is not None and (at > len(lines) or not lines[at - 1].strip()):
+            # the file ended before the construct did: the mark is past the last line
+            # (3:1 for a 2-line file); point at the end of the last line with content
+            last = next((n for n in range(min(at, len(lines)), 0, -1) if lines[n - 1].strip()), 1)
+            at, col = last, len(lines[last - 1]) + 1 if lines else 1
+            problem += " (the file ends before it is closed)"
         raise error(
             f"{file} is not valid YAML: {problem}",
             hint="fix the YAML syntax at that position",
             file=file,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
+            line=at,
+            column=col,
         ) from None
     except yaml.YAMLError as exc:
         raise error(f"{file} is not valid YAML: {exc}", hint="fix the YAML", file=file) from None

@@ -100,6 +100,9 @@ async def run_checks(environ: Mapping[str, str]) -> list[Check]:
 
     if settings is None:
         checks.append(Check("adapter", "skip", "settings are not usable"))
+    elif config is None and not settings.adapter_module:
+        # which adapter follows from config.yaml's runtime:, which could not be read
+        checks.append(Check("adapter", "skip", "needs a readable config.yaml (or ADAPTER_MODULE)"))
     else:
         checks.append(await _adapter(settings, config))
 

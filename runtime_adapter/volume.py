@@ -9,6 +9,8 @@ default. Every error is a ``VolumeError`` naming file, line and column.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,8 @@ __all__ = [
     "read_token",
     "wait_for_config",
 ]
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 # a config.yaml that does not parse and has not changed for this long is finished
@@ -177,7 +181,32 @@ def parse_config(document: Document) -> WorkspaceConfig:
         ) from None
     config._file = file
     config._document = document
+    _warn_misspelled(config)
     return config
+
+
+_WARNED: set[tuple[Path | None, str]] = set()
+
+
+def _warn_misspelled(config: WorkspaceConfig) -> None:
+    """An unknown top-level key is kept for the adapter (DESIGN §4); one that looks like
+    a known field misspelled (``modle:``) is worth a warning naming both."""
+    known = list(WorkspaceConfig.model_fields)
+    for key in config.model_extra or {}:
+        if not isinstance(key, str) or key in known or (config.file, key) in _WARNED:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if close:
+            line, _ = config.position(key)
+            where = f"{config.file}:{line}" if line is not None else str(config.file)
+            if len(_WARNED) < 100:  # once per file and key: the volume is read often
+                _WARNED.add((config.file, key))
+            log.warning(
+                "%s: unknown field %r kept for the adapter; did you mean %r?",
+                where,
+                key,
+                close[0],
+            )
 
 
 def _is_union_tag(part: str | int) -> bool:

@@ -66,7 +66,9 @@ def test_null_means_default(volume: WriteVolume) -> None:
         ("a2a:\n  port: lots\n", "field a2a.port: Input should be a valid integer", 2, 9),
         ("- model\n", "must be a mapping of fields", 1, 1),
         ("", "found an empty file", 1, 1),
-        ("model: [unclosed\n", "is not valid YAML", 2, 1),
+        # the file ends inside the list: its last line, not the line after it
+        ("model: [unclosed\n", "the file ends before it is closed", 1, 17),
+        ("name: x\nmodel: [\n", "the file ends before it is closed", 2, 9),
         ("model: a\nmodel: b\n", "has the key 'model' twice", 2, 1),
         ("skills:\n  - id: x\n  - [1, 2]\n", "field skills.1", 3, 5),
         (
@@ -181,3 +183,17 @@ async def test_a_malformed_config_is_reported_at_once_not_after_the_grace(
         await wait_for_config(root, grace=15)
     assert time.monotonic() - started < 2  # a finished file is not mid-copy
     assert caught.value.line is not None
+
+
+def test_a_misspelled_field_is_kept_with_a_warning_naming_the_likely_one(
+    volume: WriteVolume, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = volume("name: x\nmodle: MiniMax-M2\ncustom_thing: 1\n")
+    config = load_config(root)
+    assert config.model_extra == {"modle": "MiniMax-M2", "custom_thing": 1}
+    warned = [r.getMessage() for r in caplog.records if "did you mean" in r.getMessage()]
+    assert warned == [
+        f"{root}/config.yaml:2: unknown field 'modle' kept for the adapter; did you mean 'model'?"
+    ]
+    load_config(root)  # read again: said once
+    assert len([r for r in caplog.records if "did you mean" in r.getMessage()]) == 1
