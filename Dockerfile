@@ -32,22 +32,19 @@ RUN apt-get update \
 
 WORKDIR /opt/runtime-adapter
 
-# dependencies first, from the metadata alone, so a source change reuses this layer;
-# the system CA store, so a TLS-intercepting proxy the host trusts is trusted here too
-COPY pyproject.toml README.md ./
-COPY runtime_adapter/_version.py runtime_adapter/_version.py
-COPY templates/claude-code/pyproject.toml templates/claude-code/pyproject.toml
-# local project paths: their dependencies' bounds live in the pyproject files
-# hadolint ignore=DL3013
+# dependencies first, exactly as locked (requirements.lock, made by scripts/lock with
+# pip-tools: every version pinned, every file hash-checked), so a source change reuses
+# this layer and two builds a month apart install the same thing; the system CA store,
+# so a TLS-intercepting proxy the host trusts is trusted here too
+COPY requirements.lock ./
 RUN python -m venv "$VIRTUAL_ENV" \
-    && mkdir -p templates/claude-code/claude_code_adapter \
-    && touch templates/claude-code/claude_code_adapter/__init__.py \
-    && pip install --cert /etc/ssl/certs/ca-certificates.crt ".[claude-code]" ./templates/claude-code \
-    && python -m compileall -q -j 0 "$VIRTUAL_ENV/lib" \
-    && rm -rf runtime_adapter templates
+    && pip install --cert /etc/ssl/certs/ca-certificates.crt --require-hashes --no-deps \
+        -r requirements.lock \
+    && python -m compileall -q -j 0 "$VIRTUAL_ENV/lib"
 
 # then the code itself: the only layer a source change rebuilds; the copied sources go
 # once installed (from this directory they would shadow the installed, compiled package)
+COPY pyproject.toml README.md ./
 COPY runtime_adapter/ runtime_adapter/
 COPY templates/claude-code/ templates/claude-code/
 RUN pip install --cert /etc/ssl/certs/ca-certificates.crt --no-deps --force-reinstall \

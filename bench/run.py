@@ -1473,7 +1473,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "claude-code": lambda quick: bench_claude_code(2 if quick else 3, 2 if quick else 4),
     "fleet": lambda quick: bench_fleet(200 if quick else 1000),
     "bounded": lambda quick: bench_bounded(10_000, 2_000),
-    "poll": lambda quick: bench_poll(10 if quick else 30, 200 if quick else 1000),
+    "poll": lambda quick: bench_poll(10 if quick else 60, 200 if quick else 1000),
     "tasks": lambda quick: bench_tasks(2_000 if quick else 10_000, 400 if quick else 2_000),
     "gateway": lambda quick: bench_gateway(5 if quick else 20, turns=not quick),
     "container": lambda quick: bench_container(2 if quick else 5),

@@ -155,6 +155,9 @@ def test_dockerfile_facts() -> None:
         i for i, (k, a) in enumerate(steps) if k == "COPY" and a.startswith("runtime_adapter/ ")
     )
     assert deps < source
+    # ... exactly as locked: every file hash-checked, nothing resolved at build time
+    assert "--require-hashes" in steps[deps][1]
+    assert "-r requirements.lock" in steps[deps][1]
     env = " ".join(args for kind, args in steps if kind == "ENV")
     assert "ADAPTER_MODULE=claude_code_adapter:ClaudeCodeAdapter" in env
     assert ("EXPOSE", "8000") in steps
@@ -188,3 +191,28 @@ def test_kubernetes_example_has_what_the_adapter_relies_on() -> None:
     assert spec["terminationGracePeriodSeconds"] > 10
     secret = next(d for d in documents if d["kind"] == "Secret")
     assert secret["metadata"]["name"] == volumes[secret_mount["name"]]["secret"]["secretName"]
+
+
+def test_the_lock_pins_every_dependency_within_the_pyproject_bounds() -> None:
+    """requirements.lock (scripts/lock) is current: each runtime and claude-code
+    dependency of pyproject.toml is pinned there, at a version its bounds admit, with
+    hashes. A bound changed without running scripts/lock fails here."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["claude-code"]]
+    text = (ROOT / "requirements.lock").read_text()
+    pinned: dict[str, str] = {}
+    for line in text.splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split("==")
+            pinned[name.strip().lower().replace("_", "-")] = version.split()[0]
+    for spec in wanted:
+        requirement = Requirement(spec)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pinned, f"{name} is not in requirements.lock: run scripts/lock"
+        assert requirement.specifier.contains(pinned[name]), (name, pinned[name], spec)
+    blocks = text.split("\n\n")
+    assert all("--hash=sha256:" in text for text in blocks if "==" in text)
