@@ -502,9 +502,12 @@ class Runtime:
         )
         self.heartbeat = heartbeat
         if sock is None:
-            # nothing is registered under an address nobody serves (it may be the
-            # platform's own); the shutdown's last beat reports why, if the platform
-            # knows this workspace
+            # never register the platform's own address (PORT = its port on this host);
+            # otherwise register once so the platform hears why (the last beat in the
+            # shutdown follows), then exit
+            if not self._is_platform_address(port):
+                with anyio.move_on_after(10):
+                    await heartbeat.register_once()
             return
         registered = anyio.Event()
         group.start_soon(self._serve, sock, registered, stopping)
@@ -600,11 +603,16 @@ class Runtime:
             with anyio.CancelScope(shield=True), anyio.move_on_after(1):
                 await gateway.aclose()
 
+    def _is_platform_address(self, port: int) -> bool:
+        """``PLATFORM_URL`` is on this host and on ``port``."""
+        platform = httpx.URL(self.platform_url)
+        local = platform.host in ("127.0.0.1", "localhost", "::1", "0.0.0.0")  # noqa: S104
+        return local and (platform.port or {"http": 80, "https": 443}[platform.scheme]) == port
+
     def _port_problem(self, port: int, error: RuntimeAdapterError) -> ConfigError:
         """A port that cannot be bound is the operator's to change: say which, and when
         the platform itself listens there (``PLATFORM_URL`` on this host, same port)."""
-        platform = httpx.URL(self.platform_url)
-        same = platform.port == port and platform.host in ("127.0.0.1", "localhost", "::1")
+        same = self._is_platform_address(port)
         return ConfigError(
             f"PORT {port}: {error}"
             + (f"; it is the platform's own port ({self.platform_url})" if same else ""),

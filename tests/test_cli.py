@@ -153,7 +153,7 @@ def test_env_bad_setting_and_malformed_volume_exit_78(volume: WriteVolume) -> No
     root = volume("model: [\n")
     done = run_cli("env", env={"WORKSPACE_CONFIG_PATH": str(root)})
     assert done.returncode == 78
-    assert f"{root}/config.yaml:2:1 is not valid YAML" in done.stderr
+    assert f"{root}/config.yaml:1:9 is not valid YAML" in done.stderr  # end of line 1
 
 
 def test_volume_providers_file_is_merged(volume: WriteVolume) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,12 @@ def test_a_new_template_passes_its_tests_and_runs_under_dev(tmp_path: Path) -> N
     assert made.returncode == 0, made.stderr
     template = tmp_path / "acme-agent"
     assert (template / "acme_agent" / "__init__.py").is_file()
-    assert "runtime-adapter dev --volume acme-agent --adapter acme_agent" in made.stdout
+    # the commands of this interpreter: a bare `python` may be the system's
+    here = shlex.quote(sys.executable)
+    assert f"next: {here} -m runtime_adapter dev --volume acme-agent --adapter acme_agent" in (
+        made.stdout
+    )
+    assert f"PYTHONPATH=. {here} -m pytest" in made.stdout
 
     tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=template, PYTHONPATH=".")
     assert tested.returncode == 0, tested.stdout + tested.stderr

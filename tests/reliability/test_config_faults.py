@@ -40,7 +40,7 @@ def failed(world: World) -> dict[str, object]:
     [
         pytest.param(
             lambda c: (c / "config.yaml").write_text("model: [\n"),
-            "config.yaml:2:1 is not valid YAML",
+            "config.yaml:1:9 is not valid YAML",  # the end of its one line
             id="malformed",
         ),
         pytest.param(lambda c: None, "config.yaml does not exist", id="missing"),

@@ -135,6 +135,8 @@ def test_a_port_that_cannot_be_bound_is_reported_then_the_process_exits(
     assert code == 1
     assert "Traceback" not in process.output
     detail = world.detail()
-    assert (detail.get("kind"), detail.get("severity")) == ("runtime_crash", "error")
+    # the operator's to change: a config error naming PORT and the remedy
+    assert (detail.get("kind"), detail.get("severity")) == ("config_error", "error")
     assert f"cannot listen on 0.0.0.0:{port}" in detail.get("message", "")
+    assert "set PORT" in (detail.get("hint") or "")
     world.processes.remove(process)  # it has exited: the after-checks need no SIGTERM
