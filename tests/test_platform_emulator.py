@@ -320,3 +320,66 @@ async def test_fixture_client_in_process(
     answer = await platform_client.get("/health")
     assert answer.json() == {"status": "ok"}
     assert platform_emulator.calls[0].path == "/health"
+
+
+async def test_the_poll_side_queues_pages_prunes_and_records_replies() -> None:
+    """§11/§14: a poll-mode register needs no url (saas: an Origin); a message through
+    the proxy is queued as an a2a_receive row; the activity route pages by cursor and
+    answers 410 for a pruned one; /a2a to a push-mode workspace and /notify are
+    recorded and shown."""
+    platform, clock = emulator("saas")
+    transport = httpx.ASGITransport(app=platform.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://p") as http:
+        body = {"id": WS, "delivery_mode": "poll", "agent_card": CARD}
+        refused = await http.post("/registry/register", json=body)
+        assert (refused.status_code, refused.json()) == (403, {"error": "origin required"})
+        taken = await http.post("/registry/register", json=body, headers={"Origin": "http://p"})
+        answer = taken.json()
+        assert answer["delivery_mode"] == "poll"
+        assert answer["platform_inbound_secret"] == platform.workspaces[WS].inbound_secret
+        auth = {"Authorization": f"Bearer {answer['auth_token']}"}
+
+        send = {"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {}}}
+        queued = await http.post(f"/workspaces/{WS}/a2a", json=send)
+        assert queued.json() == {
+            "status": "queued",
+            "delivery_mode": "poll",
+            "method": "message/send",
+        }
+        second = platform.send_message(WS, "hello", source_id="ws-peer", context_id="c-1")
+
+        rows = (await http.get(f"/workspaces/{WS}/activity?type=a2a_receive", headers=auth)).json()
+        assert [r["source_id"] for r in rows] == [None, "ws-peer"]
+        assert rows[1]["id"] == second
+        assert rows[1]["request_body"]["params"]["message"]["contextId"] == "c-1"
+        assert set(rows[0]) == {
+            "id", "workspace_id", "activity_type", "source_id", "target_id", "method",
+            "summary", "request_body", "status", "created_at",
+        }  # fmt: skip
+        after = await http.get(f"/workspaces/{WS}/activity?since_id={rows[0]['id']}", headers=auth)
+        assert [r["id"] for r in after.json()] == [second]
+        assert (await http.get(f"/workspaces/{WS}/activity")).status_code == 401
+
+        platform.prune_activity(WS, keep=1)
+        gone = await http.get(f"/workspaces/{WS}/activity?since_id={rows[0]['id']}", headers=auth)
+        assert gone.status_code == 410
+        clock.now += 700
+        third = platform.send_message(WS, "later")
+        recent = await http.get(f"/workspaces/{WS}/activity?since_secs=600", headers=auth)
+        assert [r["id"] for r in recent.json()] == [third]
+
+        noted = await http.post(f"/workspaces/{WS}/notify", json={"message": "hi"}, headers=auth)
+        assert noted.status_code == 200
+        reply = await http.post(
+            "/workspaces/ws-peer/a2a",
+            json=send,
+            headers={**auth, "X-Source-Workspace-Id": WS},
+        )
+        assert reply.json() == {"status": "delivered"}
+        forged = await http.post(
+            "/workspaces/ws-peer/a2a", json=send, headers={"X-Source-Workspace-Id": WS}
+        )
+        assert forged.status_code == 401  # a workspace speaks as itself only
+    view = platform.view(WS) or {}
+    assert [n["message"] for n in view["notifications"]] == ["hi"]
+    assert [r["from"] for r in (platform.view("ws-peer") or {})["received"]] == [WS]

@@ -540,18 +540,8 @@ class PlatformEmulator:
                 record.register_failure_reason = f"url_validate_failed: {reason}"
                 self._evaluate(record)
                 return self._error(400, f"url_validate_failed: {reason}")
-            record.url = url
-            record.agent_card = card
-            record.register_failure_at = None
-            record.register_failure_reason = None
-            answer: dict[str, Any] = {"status": "registered"}
-            if record.token is None:
-                record.token = secrets.token_urlsafe(32)
-                answer["auth_token"] = record.token
-            if record.inbound_secret is None:
-                record.inbound_secret = secrets.token_urlsafe(32)
-            answer["platform_inbound_secret"] = record.inbound_secret
-            self._evaluate(record)
+            record.delivery_mode, record.url = "push", url
+            answer = self._registered(record, card)
         return JSONResponse(answer)
 
     def _register_poll(
@@ -560,18 +550,24 @@ class PlatformEmulator:
         with self._lock:
             record = self.workspaces.setdefault(workspace_id, WorkspaceRecord(workspace_id))
             record.delivery_mode, record.origin, record.url = "poll", origin, None
-            record.agent_card = card
-            record.register_failure_at = None
-            record.register_failure_reason = None
-            answer: dict[str, Any] = {"status": "registered", "delivery_mode": "poll"}
-            if record.token is None:
-                record.token = secrets.token_urlsafe(32)
-                answer["auth_token"] = record.token
-            if record.inbound_secret is None:
-                record.inbound_secret = secrets.token_urlsafe(32)
-            answer["platform_inbound_secret"] = record.inbound_secret
-            self._evaluate(record)
+            answer = {**self._registered(record, card), "delivery_mode": "poll"}
         return JSONResponse(answer)
+
+    def _registered(self, record: WorkspaceRecord, card: dict[str, Any]) -> dict[str, Any]:
+        """A register taken (the lock held): the card, the marker cleared, a token issued
+        on the first one, the inbound secret minted once and sent every time."""
+        record.agent_card = card
+        record.register_failure_at = None
+        record.register_failure_reason = None
+        answer: dict[str, Any] = {"status": "registered"}
+        if record.token is None:
+            record.token = secrets.token_urlsafe(32)
+            answer["auth_token"] = record.token
+        if record.inbound_secret is None:
+            record.inbound_secret = secrets.token_urlsafe(32)
+        answer["platform_inbound_secret"] = record.inbound_secret
+        self._evaluate(record)
+        return answer
 
     async def _a2a(self, request: Request) -> Response:
         """The A2A proxy: a message to a poll-mode workspace is queued as an activity row
