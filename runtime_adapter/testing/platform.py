@@ -460,6 +460,15 @@ class PlatformEmulator:
             return self._error(401, "invalid workspace auth token")
         return None
 
+    def _known(self, request: Request, workspace_id: str) -> WorkspaceRecord | Response:
+        """The workspace (lock held) if it exists and the request carries its token; else
+        the 404 or 401 to answer."""
+        record = self.workspaces.get(workspace_id)
+        if record is None:
+            return self._error(404, "unknown workspace")
+        denied = self._auth(request, record)
+        return record if denied is None else denied
+
     def _evaluate(self, record: WorkspaceRecord) -> None:
         now = self.clock()
         marker = (
@@ -598,12 +607,9 @@ class PlatformEmulator:
         if body is None or not isinstance(body.get("message"), str):
             return self._error(400, "message (string) is required")
         with self._lock:
-            record = self.workspaces.get(workspace_id)
-            if record is None:
-                return self._error(404, "unknown workspace")
-            denied = self._auth(request, record)
-            if denied is not None:
-                return denied
+            record = self._known(request, workspace_id)
+            if isinstance(record, Response):
+                return record
             record.notifications.append({"message": body["message"], "at": _iso(self.clock())})
         return JSONResponse({"status": "ok"})
 
@@ -611,12 +617,9 @@ class PlatformEmulator:
         workspace_id = request.path_params["workspace_id"]
         query = request.query_params
         with self._lock:
-            record = self.workspaces.get(workspace_id)
-            if record is None:
-                return self._error(404, "unknown workspace")
-            denied = self._auth(request, record)
-            if denied is not None:
-                return denied
+            record = self._known(request, workspace_id)
+            if isinstance(record, Response):
+                return record
             rows = [
                 r
                 for r in self.activity.get(workspace_id, [])
@@ -681,12 +684,9 @@ class PlatformEmulator:
         if not isinstance(workspace_id, str) or not isinstance(card, dict):
             return self._error(400, "workspace_id (string) and agent_card (object) are required")
         with self._lock:
-            record = self.workspaces.get(workspace_id)
-            if record is None:
-                return self._error(404, "unknown workspace")
-            denied = self._auth(request, record)
-            if denied is not None:
-                return denied
+            record = self._known(request, workspace_id)
+            if isinstance(record, Response):
+                return record
             record.agent_card = card
         return JSONResponse({"status": "updated"})
 
