@@ -17,15 +17,14 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, ClassVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard, final
 
 import anyio
 
 from . import telemetry
 from .envplan import EnvPlan
 from .errors import ConfigError
-from .gateway import PROBE_HEADER
-from .health import Health, LLMContext, classify, classify_status
+from .health import Health, LLMContext, SampleError, classify, classify_status
 from .heartbeat import RuntimeStatus
 from .settings import Settings
 from .volume import SkillConfig, WorkspaceConfig
@@ -37,6 +36,8 @@ __all__ = ["AdapterContext", "BaseAdapter", "discover_adapter", "load_adapter_cl
 
 ENTRY_POINT_GROUP = "runtime_adapter.adapters"
 PROBE_TIMEOUT = 10.0
+# the health operation an adapter's own reports are kept under (DESIGN §8)
+ADAPTER_REPORTS = "adapter"
 # the beta flag under which Anthropic's API takes a Claude subscription's OAuth token
 OAUTH_BETA = "oauth-2025-04-20"
 log = logging.getLogger(__name__)
@@ -58,10 +59,9 @@ class AdapterContext:
     status: RuntimeStatus = field(default_factory=RuntimeStatus)
     redact: Callable[[str], str] = str
     spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] | None = None
-    # True when the runtime's LLM gateway observes every call (DESIGN §13): a success
-    # and a 401/403 are then the gateway's to report (the adapter's report would count
-    # them twice); a call that ended in another status after the CLI's retries is
-    # still the adapter's to report, since the gateway cannot tell a retry from a call
+    # True when the runtime's LLM gateway observes every call (DESIGN §13): the gateway
+    # then counts each call in error_rate, and an adapter's reports are its own sticky
+    # errors, cleared by its own report_success (§8), never counted twice
     calls_observed: bool = False
     # the workspace token as the runtime holds it (in memory too, when the volume is
     # read-only): for routes that only the platform may call
@@ -93,25 +93,31 @@ class AdapterContext:
         return LLMContext.from_plan(self.plan)
 
     def report_success(self) -> None:
-        """An LLM call succeeded: clears a sticky LLM error, counts in error_rate."""
-        if self.calls_observed:
-            return
-        self.health.record_success("llm_call")
-        telemetry.count("llm.outcomes", kind="success")
+        """An LLM call succeeded: clears the error this adapter reported (DESIGN §8: an
+        error is cleared by its own reporter) and counts in error_rate. Without the
+        gateway the adapter is the only observer of calls, so it also clears the
+        credential probe's error."""
+        observed = self.calls_observed
+        self.health.record_success("llm_call", operation=ADAPTER_REPORTS, count=not observed)
+        if not observed:
+            self.health.record_success("llm_probe")
+            telemetry.count("llm.outcomes", kind="success")
 
     def report_error(self, error: BaseException) -> None:
-        """An LLM call failed: classified into a structured sample error (redacted)."""
+        """An LLM call failed: classified into a structured sample error (redacted),
+        held until this adapter's next ``report_success``."""
         failure = classify(error, "llm_call", self.llm, redact=self.redact)
-        self.health.record_failure(failure)
-        telemetry.count("llm.outcomes", kind=failure.kind)
+        self._failed(failure)
 
     def report_status(self, status: int, message: str) -> None:
         """An LLM call failed with HTTP ``status`` (seen in a CLI's events, say)."""
-        if self.calls_observed and status in (401, 403):
-            return
-        failure = classify_status(status, message, "llm_call", self.llm, redact=self.redact)
-        self.health.record_failure(failure)
-        telemetry.count("llm.outcomes", kind=failure.kind)
+        self._failed(classify_status(status, message, "llm_call", self.llm, redact=self.redact))
+
+    def _failed(self, failure: SampleError) -> None:
+        observed = self.calls_observed
+        self.health.record_failure(failure, operation=ADAPTER_REPORTS, count=not observed)
+        if not observed:  # behind the gateway, the gateway counts every call
+            telemetry.count("llm.outcomes", kind=failure.kind)
 
     @contextmanager
     def task(self, description: str) -> Iterator[None]:
@@ -191,8 +197,9 @@ class BaseAdapter:
         # import takes most of a second, and the heartbeat shares this event loop
         anthropic = await anyio.to_thread.run_sync(importlib.import_module, "anthropic")
 
-        # the probe's outcome is its own (llm_probe): a gateway does not count it as a call
-        headers = {PROBE_HEADER: "1"}
+        # the probe's outcome is its own (llm_probe); behind the gateway it goes straight
+        # to the provider (below), so the gateway never sees it
+        headers: dict[str, str] = {}
         options: dict[str, Any] = {"max_retries": 0, "timeout": PROBE_TIMEOUT}
         direct = ctx.direct() if ctx.direct is not None else None
         if direct is not None:
@@ -260,25 +267,44 @@ def _direct_options(plan: EnvPlan) -> dict[str, Any]:
 
 
 def _adapter_in(module: Any, where: str) -> type[BaseAdapter]:
+    """The one adapter ``module`` exports at its top level: its ``Adapter`` name, else
+    the adapters in its ``__all__``, else those defined in it (or, for a package, in
+    its submodules and imported to the top), else those imported from elsewhere; two
+    at the first level that has any are a config error naming both."""
     explicit = getattr(module, "Adapter", None)
-    if isinstance(explicit, type) and issubclass(explicit, BaseAdapter):
+    if _is_adapter(explicit):
         return explicit
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, BaseAdapter)
-        and value is not BaseAdapter
-        and value.__module__ == module.__name__
+    top = {name: value for name, value in vars(module).items() if _is_adapter(value)}
+    exported = getattr(module, "__all__", None)
+    own = module.__name__
+    levels = [
+        [value for name, value in top.items() if name in exported]
+        if isinstance(exported, list | tuple)
+        else [],
+        [value for value in top.values() if f"{value.__module__}.".startswith(f"{own}.")],
+        list(top.values()),
     ]
-    if len(found) == 1:
-        return found[0]
-    names = ", ".join(sorted(cls.__name__ for cls in found)) or "none"
+    for level in levels:
+        found = list(dict.fromkeys(level))  # an adapter under two names is one adapter
+        if len(found) == 1:
+            return found[0]
+        if found:
+            names = ", ".join(sorted(f"{cls.__module__}.{cls.__qualname__}" for cls in found))
+            raise ConfigError(
+                f"{where} exports more than one BaseAdapter subclass: found {names}",
+                hint="name the one to run: ADAPTER_MODULE=pkg.module:ClassName",
+                variable="ADAPTER_MODULE",
+            )
     raise ConfigError(
-        f"{where} must define exactly one BaseAdapter subclass or an 'Adapter' name; found {names}",
-        hint="name the class: ADAPTER_MODULE=pkg.module:ClassName",
+        f"{where} exports no BaseAdapter subclass: found none (defined, imported or in __all__)",
+        hint="point ADAPTER_MODULE at the module that defines the adapter, or name the "
+        "class: ADAPTER_MODULE=pkg.module:ClassName",
         variable="ADAPTER_MODULE",
     )
+
+
+def _is_adapter(value: object) -> TypeGuard[type[BaseAdapter]]:
+    return isinstance(value, type) and issubclass(value, BaseAdapter) and value is not BaseAdapter
 
 
 def load_adapter_class(spec: str) -> type[BaseAdapter]:

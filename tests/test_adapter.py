@@ -90,6 +90,27 @@ def template_package(tmp_path: Path) -> Iterator[Path]:
         "class B(BaseAdapter):\n    name = 'b'\n"
     )
     (package / "none.py").write_text("X = 1\n")
+    # a package that re-exports its adapter from a submodule (the claude-code template)
+    (package / "reexport").mkdir()
+    (package / "reexport" / "__init__.py").write_text(
+        "from .impl import Acme\nfrom .helpers import Helper\n__all__ = ['Acme', 'Helper']\n"
+    )
+    (package / "reexport" / "impl.py").write_text(
+        "from runtime_adapter import BaseAdapter\nclass Acme(BaseAdapter):\n    name = 'acme'\n"
+    )
+    (package / "reexport" / "helpers.py").write_text("class Helper:\n    pass\n")
+    # the same without __all__: imported to the top is exported
+    (package / "bare").mkdir()
+    (package / "bare" / "__init__.py").write_text("from ..reexport.impl import Acme\n")
+    # a subclass of an imported adapter: the one defined here is the one
+    (package / "derived.py").write_text(
+        "from runtime_adapter.testing.echo import EchoAdapter\n"
+        "class Loud(EchoAdapter):\n    name = 'loud'\n"
+    )
+    (package / "pair").mkdir()
+    (package / "pair" / "__init__.py").write_text(
+        "from ..two import A\nfrom ..one import Acme\n__all__ = ['A', 'Acme']\n"
+    )
     sys.path.insert(0, str(root))
     yield root
     sys.path.remove(str(root))
@@ -102,12 +123,26 @@ def test_adapter_module_forms(template_package: Path) -> None:
     assert load_adapter_class("acme_templates.named").name == "b"
     assert load_adapter_class("acme_templates.two:A").name == "a"
     assert load_adapter_class("runtime_adapter.testing.echo") is EchoAdapter
+    assert load_adapter_class("acme_templates.reexport").name == "acme"
+    assert load_adapter_class("acme_templates.reexport:Acme").name == "acme"
+    assert load_adapter_class("acme_templates.bare").name == "acme"
+    assert load_adapter_class("acme_templates.derived").name == "loud"
+
+
+def test_the_templates_package_form_loads_the_class_it_re_exports() -> None:
+    """ADAPTER_MODULE=claude_code_adapter, as README and DESIGN document it."""
+    pytest.importorskip("claude_agent_sdk")
+    from claude_code_adapter import ClaudeCodeAdapter
+
+    assert load_adapter_class("claude_code_adapter") is ClaudeCodeAdapter
+    assert load_adapter_class("claude_code_adapter:ClaudeCodeAdapter") is ClaudeCodeAdapter
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("acme_templates.two", "found A, B"),
+        ("acme_templates.two", "found acme_templates.two.A, acme_templates.two.B"),
+        ("acme_templates.pair", "found acme_templates.one.Acme, acme_templates.two.A"),
         ("acme_templates.none", "found none"),
         ("acme_templates.missing", "cannot be imported"),
         ("acme_templates.none:X", "is not a BaseAdapter subclass"),
