@@ -273,16 +273,26 @@ class Health:
     # -- reporting ----------------------------------------------------------------
 
     def record_success(
-        self, source: Source, *, operation: str | None = None, keep: frozenset[str] = frozenset()
+        self,
+        source: Source,
+        *,
+        operation: str | None = None,
+        keep: frozenset[str] = frozenset(),
+        count: bool = True,
     ) -> None:
         """A success of ``operation`` (default: the source itself) clears that operation's
         sticky error, unless its kind is in ``keep``; an LLM call's success also counts in
-        the error window. A heartbeat's success never clears a register's refusal: each
-        is kept under its own operation."""
-        if source in _LLM_SOURCES:
-            if source == "llm_call":
-                self._outcome(True)
-            # one good LLM answer proves the credential, whichever path saw the error
+        the error window (unless ``count`` is false: another observer counts that call).
+        Errors are owned by their reporter: the runtime's own LLM observations (its probe,
+        its gateway) are one reporter, so a success of either clears both; a success
+        under an ``operation`` of its own (an adapter's reports) clears only that one.
+        A heartbeat's success never clears a register's refusal: each is kept under
+        its own operation."""
+        if source == "llm_call" and count:
+            self._outcome(True)
+        if source in _LLM_SOURCES and operation is None:
+            # one good answer to the runtime's credential proves it, whichever of its
+            # paths saw the error
             cleared = [key for key in self._errors if key in _LLM_SOURCES]
         else:
             key = operation or source
@@ -293,11 +303,14 @@ class Health:
         if cleared and source != "platform":
             self._changed()
 
-    def record_failure(self, error: SampleError, *, operation: str | None = None) -> None:
+    def record_failure(
+        self, error: SampleError, *, operation: str | None = None, count: bool = True
+    ) -> None:
         """A failure: becomes the sticky error of ``operation`` (default: its source),
-        count and first_seen kept while the kind stays the same."""
+        count and first_seen kept while the kind stays the same. An LLM call's own
+        failure counts in the error window unless ``count`` is false."""
         # probes are checks, not the agent's work: only calls count in error_rate
-        if error.source == "llm_call" and error.kind in _OWN_FAILURES:
+        if error.source == "llm_call" and error.kind in _OWN_FAILURES and count:
             self._outcome(False)
         key = operation or error.source
         previous = self._errors.get(key)

@@ -36,3 +36,21 @@ class SlowStop(BaseAdapter):
 
     async def stop(self) -> None:
         await anyio.sleep(20)
+
+
+class Flapping(BaseAdapter):
+    """Calls an LLM of its own that refuses and accepts by turns: reports a 401 and a
+    success alternately, 20 times a second for ``FLAP_SECONDS`` (10) from its start."""
+
+    name = "flapping"
+
+    async def start(self, ctx: AdapterContext) -> None:
+        async def flap() -> None:
+            with anyio.move_on_after(10):
+                while True:
+                    ctx.report_status(401, "invalid api key (its own LLM)")
+                    await anyio.sleep(0.025)
+                    ctx.report_success()
+                    await anyio.sleep(0.025)
+
+        ctx.start_soon(flap)

@@ -192,7 +192,8 @@ class TurnRunner:
             status = message.data.get("error_status")
             error = str(message.data.get("error") or "error")
             if isinstance(status, int) and status in _FATAL:
-                ctx.report_status(status, error)
+                if not ctx.calls_observed:  # behind the gateway, the gateway reports calls
+                    ctx.report_status(status, error)
                 raise TurnFailed(
                     f"{_FATAL[status]}: the LLM refused the credential ({status} {error})", status
                 )
@@ -210,14 +211,16 @@ class TurnRunner:
             if message.is_error:
                 reason = _result_reason(message)
                 status = message.api_error_status
-                if status is not None:
+                if status is not None and not ctx.calls_observed:
                     ctx.report_status(status, reason)
                 # without an LLM status the turn ended for a reason of its own (its
                 # max_turns, a budget): that task's failure, not the workspace's
                 raise TurnFailed(ctx.redact(reason)[:500], status)
             if _called_the_llm(message):
                 # a reply the CLI made by itself (a blank prompt, /cost) proves nothing
-                # about the credential: only an LLM call's success clears an LLM error
+                # about the credential: only an LLM call's success clears an LLM error.
+                # Behind the gateway this clears only what this adapter reported (a
+                # timeout, a CLI that died): the gateway's own errors are the gateway's
                 ctx.report_success()
             return message.result or "\n".join(texts)
         return None
