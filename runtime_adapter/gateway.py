@@ -26,20 +26,21 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import httpx
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from . import telemetry
 from .envplan import EnvPlan
 from .errors import fingerprint
 
-__all__ = ["PROBE_HEADER", "Gateway", "Outcomes", "StreamScrub", "upstream_headers"]
+__all__ = ["ROUTES", "Call", "Gateway", "Outcomes", "StreamScrub", "upstream_headers"]
 
 log = logging.getLogger(__name__)
 
@@ -47,27 +48,21 @@ MAX_REQUEST = 64 * 2**20  # the CLI sends whole conversations: generous, still b
 MAX_ERROR_BODY = 2**20
 ANTHROPIC = "https://api.anthropic.com"
 OAUTH_BETA = "oauth-2025-04-20"
-# the runtime's own credential probe marks its request: its outcome is the probe's
-PROBE_HEADER = "x-runtime-adapter-probe"
 # a long answer streams for minutes; what bounds it is the time between bytes
 TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=60.0, pool=10.0)
-_HOP = frozenset(
-    {
-        "host",
-        "connection",
-        "keep-alive",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "accept-encoding",
-        "authorization",
-        "x-api-key",
-        PROBE_HEADER,
-    }
+# what of the agent's request headers goes upstream: what an Anthropic-compatible API
+# reads to understand the request; never its credential, cookies, forwarding headers
+# or anything else the agent chose to send
+_FORWARDED = frozenset(
+    {"accept", "anthropic-beta", "anthropic-version", "content-type", "user-agent", "x-app"}
 )
+_FORWARDED_PREFIXES = ("x-stainless-",)  # the SDK's own request facts (retry count, timeout)
+# the only routes forwarded: what the Claude Code CLI and the SDKs call (method, path)
+ROUTES = frozenset(
+    {("POST", "/v1/messages"), ("POST", "/v1/messages/count_tokens"), ("GET", "/v1/models")}
+)
+ROUTES_SHOWN = ("POST /v1/messages", "POST /v1/messages/count_tokens", "GET /v1/models")
+KEEP_CALLS = 200
 _MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
 _BACK_DROP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
@@ -112,12 +107,12 @@ class StreamScrub:
 
 
 def upstream_headers(headers: list[tuple[str, str]], auth: str, credential: str) -> dict[str, str]:
-    """The agent's headers for the upstream: its credential replaced by the real one in
+    """The agent's headers for the upstream, by allowlist, with the real credential in
     the arm's scheme; identity encoding, so the answer can be scrubbed as it streams."""
     out: dict[str, str] = {}
     for name, value in headers:
         lower = name.lower()
-        if lower in _HOP:
+        if lower not in _FORWARDED and not lower.startswith(_FORWARDED_PREFIXES):
             continue
         out[lower] = f"{out[lower]},{value}" if lower in out else value
     if auth == "x-api-key":
@@ -131,6 +126,71 @@ def upstream_headers(headers: list[tuple[str, str]], auth: str, credential: str)
         out["anthropic-beta"] = ",".join(betas)
     out["accept-encoding"] = "identity"
     return out
+
+
+def _route(scope: Mapping[str, Any]) -> str | None:
+    """The allowed route a request names, from its raw path: a percent-encoded path
+    (``%2e%2e/``, ``%2F``) is never one, so it cannot leave the base URL's prefix."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope.get("path", "")
+    return path if (scope.get("method", ""), path) in ROUTES else None
+
+
+def _shown(scope: Mapping[str, Any]) -> str:
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else str(scope.get("path", ""))
+    return path[:100]
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, counted while it is read (a chunked body declares no length):
+    None as soon as it passes ``limit``, reading no further."""
+    if int(request.headers.get("content-length") or 0) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _reply(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    kept = [(k, v) for k, v in headers if k != b"content-length"]
+    kept.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": kept})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _reply_error(send: Any, status: int, message: str, kind: str = "api_error") -> None:
+    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}})
+    await _reply(send, status, body.encode(), [(b"content-type", b"application/json")])
+
+
+def _record(current: Any, call: Call, attributes: dict[str, Any]) -> None:
+    """One ended call as telemetry: its duration, tokens and timings."""
+    if call.first_byte is not None:
+        telemetry.observe("gen_ai.server.time_to_first_token", call.first_byte)
+    if call.seconds is not None:
+        telemetry.observe("gen_ai.client.operation.duration", call.seconds, **attributes)
+    for kind in ("input", "output"):
+        tokens = getattr(call, f"{kind}_tokens")
+        if tokens is not None:
+            telemetry.observe(
+                "gen_ai.client.token.usage", tokens, **attributes, **{"gen_ai.token.type": kind}
+            )
+    telemetry.set_attributes(
+        current,
+        **{
+            "http.response.status_code": call.status,
+            "error.type": None if call.outcome == "ok" else call.outcome,
+            "gen_ai.usage.input_tokens": call.input_tokens,
+            "gen_ai.usage.output_tokens": call.output_tokens,
+            "gen_ai.server.time_to_first_token": call.first_byte,
+        },
+    )
 
 
 def _credential(plan: EnvPlan) -> str | None:
@@ -161,11 +221,33 @@ def _message_of(body: bytes) -> str:
         return body[:300].decode("utf-8", "replace")
 
 
+@dataclass
+class Call:
+    """One call the gateway forwarded, as it ended (for telemetry and the dev page):
+    ``outcome`` is ``ok``, ``error`` (the upstream answered 4xx/5xx), ``broken`` (the
+    upstream broke off) or ``abandoned`` (the agent went away first)."""
+
+    started: float  # wall clock
+    method: str
+    path: str
+    model: str | None
+    status: int | None = None
+    outcome: str = "open"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    first_byte: float | None = None  # seconds to the answer's first byte
+    seconds: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
 class Gateway:
     """``Gateway(current_plan).app`` is the ASGI app; ``token`` is for the agent only.
 
     ``current_plan`` returns the *direct* plan (with the real credential) for each
-    request. ``transport`` is for tests.
+    request. ``transport`` is for tests. ``calls`` holds the last ``KEEP_CALLS``
+    calls as they ended.
     """
 
     def __init__(
@@ -176,8 +258,10 @@ class Gateway:
         redact: Callable[[str], str] = str,
         token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_request: int = MAX_REQUEST,
     ) -> None:
         self.current_plan = current_plan
+        self.max_request = max_request
         self.outcomes = outcomes or Outcomes()
         self.redact = redact
         self.token = token or secrets.token_urlsafe(32)
@@ -186,6 +270,8 @@ class Gateway:
         self._rewritten: set[str] = set()  # model ids logged once (bounded below)
         self.requests = 0
         self.refused = 0
+        self.abandoned = 0
+        self.calls: deque[Call] = deque(maxlen=KEEP_CALLS)
 
     def open(self, tls: ssl.SSLContext | None = None) -> None:
         """Build the upstream client (blocking: the CA store is read unless ``tls`` is
@@ -207,8 +293,55 @@ class Gateway:
     async def app(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        response = await self._handle(Request(scope, receive))
-        await response(scope, receive, send)
+        request = Request(scope, receive)
+        refusal = self._refusal(request)
+        if refusal is None:
+            body = await _bounded_body(request, self.max_request)
+            if body is None:
+                refusal = _error(413, "request too large for the LLM gateway", "request_too_large")
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        assert body is not None
+        # the agent may go away at any point of the exchange (a cancelled turn, a CLI
+        # killed or closed, a stream read half-way): the exchange is cancelled at once,
+        # which closes the upstream request, so nobody pays for an answer nobody reads
+        async with anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch)
+            await self._exchange(request, body, send)
+            group.cancel_scope.cancel()
+
+    def _refusal(self, request: Request) -> Response | None:
+        """Why a request is not forwarded at all: no gateway token, a route the CLI does
+        not need, no credential. Nothing refused here reaches the upstream."""
+        if not self._authorized(request):
+            self.refused += 1
+            log.warning("LLM gateway: a request without the gateway's token was refused")
+            return _error(401, "the LLM gateway's token is required", "authentication_error")
+        route = _route(request.scope)
+        if route is None:
+            self.refused += 1
+            log.warning(
+                "LLM gateway: refused %s %s: only the LLM endpoints are forwarded",
+                request.method,
+                _shown(request.scope),
+            )
+            return _error(
+                403,
+                f"the LLM gateway forwards only {', '.join(ROUTES_SHOWN)}; "
+                f"{request.method} {_shown(request.scope)} is not one of them",
+                "permission_error",
+            )
+        plan = self.current_plan()
+        if plan is None or plan.arm is None or _credential(plan) is None:
+            return _error(503, "no LLM credential is configured for this workspace")
+        return None
 
     def _authorized(self, request: Request) -> bool:
         given = request.headers.get("authorization", "")
@@ -220,63 +353,124 @@ class Gateway:
         except (TypeError, UnicodeEncodeError):
             return False
 
-    async def _handle(self, request: Request) -> Response:
-        if not self._authorized(request):
-            self.refused += 1
-            log.warning("LLM gateway: a request without the gateway's token was refused")
-            return _error(401, "the LLM gateway's token is required", "authentication_error")
+    async def _exchange(self, request: Request, body: bytes, send: Any) -> None:
+        """Forward one request and relay its answer to ``send``. Cancelled when the
+        agent goes away; the call then counts as neither a success nor an error."""
         plan = self.current_plan()
         credential = _credential(plan) if plan is not None else None
-        if plan is None or plan.arm is None or credential is None:
-            return _error(503, "no LLM credential is configured for this workspace")
-        size = int(request.headers.get("content-length") or 0)
-        if size > MAX_REQUEST:
-            return _error(413, "request too large for the LLM gateway", "request_too_large")
-        body = await request.body()
-        if len(body) > MAX_REQUEST:
-            return _error(413, "request too large for the LLM gateway", "request_too_large")
+        if plan is None or plan.arm is None or credential is None:  # changed meanwhile
+            await _reply_error(send, 503, "no LLM credential is configured for this workspace")
+            return
         body, model = self._model_policy(plan, body)
-        observed = PROBE_HEADER not in request.headers
-        call = {
+        base = (plan.base_url or ANTHROPIC).rstrip("/")
+        query = request.scope.get("query_string") or b""
+        path = request.scope.get("raw_path") or request.scope["path"].encode()
+        url = base + path.decode("latin-1") + (f"?{query.decode('latin-1')}" if query else "")
+        headers = upstream_headers(list(request.headers.items()), plan.arm.auth, credential)
+        attributes = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": plan.provider,
             "gen_ai.request.model": model,
         }
-        base = (plan.base_url or ANTHROPIC).rstrip("/")
-        url = base + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        headers = upstream_headers(list(request.headers.items()), plan.arm.auth, credential)
+        call = Call(time.time(), request.method, str(request.url.path), model)
+        self.calls.append(call)
         self.requests += 1
         started = time.perf_counter()
         self.open()
         assert self._http is not None
+        name = f"chat {model or ''}".strip()
+        with telemetry.span(name, **attributes) as current:
+            try:
+                await self._forward(
+                    call, url, body, headers, credential, started, send, request.method
+                )
+            except anyio.get_cancelled_exc_class():
+                call.outcome = "abandoned"
+                self.abandoned += 1
+                log.info(
+                    "LLM gateway: the agent went away; the upstream call (%s) was closed",
+                    model or "no model",
+                )
+                raise
+            finally:
+                call.seconds = time.perf_counter() - started
+                _record(current, call, attributes)
+
+    async def _forward(
+        self,
+        call: Call,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        credential: str,
+        started: float,
+        send: Any,
+        method: str,
+    ) -> None:
+        assert self._http is not None
+        outgoing = self._http.build_request(method, url, headers=headers, content=body)
         try:
-            outgoing = self._http.build_request(request.method, url, headers=headers, content=body)
             with anyio.fail_after(610):  # to the answer's headers
                 upstream = await self._http.send(outgoing, stream=True)
         except (httpx.HTTPError, TimeoutError, ValueError) as error:
-            log.warning("LLM gateway: upstream %s failed: %s", base, type(error).__name__)
-            return _error(502, f"the LLM upstream could not be reached ({type(error).__name__})")
-        back = {k: v for k, v in upstream.headers.items() if k.lower() not in _BACK_DROP}
-        if upstream.status_code >= 400:
-            return await self._failed(upstream, back, credential, observed, call)
-        if 200 <= upstream.status_code < 300 and observed:
-            self.outcomes.success()
-        return StreamingResponse(
-            self._relay(upstream, credential, started, call),
-            status_code=upstream.status_code,
-            headers=back,
-        )
+            call.outcome = "broken"
+            log.warning("LLM gateway: upstream %s failed: %s", url, type(error).__name__)
+            await _reply_error(
+                send, 502, f"the LLM upstream could not be reached ({type(error).__name__})"
+            )
+            return
+        try:
+            call.status = upstream.status_code
+            back = [
+                (k.lower().encode("latin-1"), v.encode("latin-1"))
+                for k, v in upstream.headers.items()
+                if k.lower() not in _BACK_DROP
+            ]
+            if upstream.status_code >= 400:
+                await self._failed(call, upstream, back, credential, send)
+                return
+            await send(
+                {"type": "http.response.start", "status": upstream.status_code, "headers": back}
+            )
+            scrub = StreamScrub([credential])
+            tail = b""
+            usage: dict[str, int] = {}
+            try:
+                async for chunk in upstream.aiter_raw():
+                    if call.first_byte is None:
+                        call.first_byte = time.perf_counter() - started
+                    tail = _usage(tail + chunk, usage)
+                    out = scrub.feed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+            except httpx.HTTPError as error:
+                call.outcome = "broken"
+                log.warning(
+                    "LLM gateway: the upstream's answer broke off: %s", type(error).__name__
+                )
+            call.input_tokens = usage.get("input_tokens")
+            call.output_tokens = usage.get("output_tokens")
+            if call.outcome == "open":
+                call.outcome = "ok"
+                # the whole answer read: the call succeeded (not at its headers: an
+                # answer abandoned half-way is not an outcome)
+                if 200 <= upstream.status_code < 300:
+                    self.outcomes.success()
+            await send({"type": "http.response.body", "body": scrub.flush(), "more_body": False})
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(2):
+                await upstream.aclose()
 
     async def _failed(
         self,
+        call: Call,
         upstream: httpx.Response,
-        back: dict[str, str],
+        back: list[tuple[bytes, bytes]],
         credential: str,
-        observed: bool,
-        call: dict[str, Any],
-    ) -> Response:
+        send: Any,
+    ) -> None:
+        raw = b""
         try:
-            raw = b""
             with anyio.move_on_after(30):
                 async for chunk in upstream.aiter_bytes():
                     raw += chunk
@@ -284,70 +478,14 @@ class Gateway:
                         break
         except httpx.HTTPError:
             pass
-        finally:
-            await upstream.aclose()
         text = self.redact(raw[:MAX_ERROR_BODY].decode("utf-8", "replace"))
         text = text.replace(credential, fingerprint(credential))
         status = upstream.status_code
-        if status in (401, 403) and observed:
+        call.outcome = "error"
+        if status in (401, 403):
             self.outcomes.failure(status, _message_of(text.encode()))
         telemetry.count("llm.gateway.errors", status=status)
-        name = f"chat {call['gen_ai.request.model'] or ''}".strip()
-        with telemetry.span(name, **call) as current:
-            telemetry.set_attributes(
-                current, **{"http.response.status_code": status, "error.type": str(status)}
-            )
-        return Response(text.encode(), status_code=status, headers=back)
-
-    async def _relay(
-        self, upstream: httpx.Response, credential: str, started: float, call: dict[str, Any]
-    ) -> AsyncIterator[bytes]:
-        """The upstream's bytes as they arrive, each chunk out as soon as it is in; one
-        ``gen_ai`` span per call, with the usage and timings read off the answer."""
-        scrub = StreamScrub([credential])
-        first: float | None = None
-        usage: dict[str, int] = {}
-        tail = b""
-        name = f"chat {call['gen_ai.request.model'] or ''}".strip()
-        with telemetry.span(name, **call) as current:
-            try:
-                async for chunk in upstream.aiter_raw():
-                    if first is None:
-                        first = time.perf_counter() - started
-                        telemetry.observe("gen_ai.server.time_to_first_token", first)
-                    tail = _usage(tail + chunk, usage)
-                    out = scrub.feed(chunk)
-                    if out:
-                        yield out
-                rest = scrub.flush()
-                if rest:
-                    yield rest
-            except httpx.HTTPError as error:
-                log.warning(
-                    "LLM gateway: the upstream's answer broke off: %s", type(error).__name__
-                )
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await upstream.aclose()
-                seconds = time.perf_counter() - started
-                telemetry.observe("gen_ai.client.operation.duration", seconds, **call)
-                for kind in ("input", "output"):
-                    if f"{kind}_tokens" in usage:
-                        telemetry.observe(
-                            "gen_ai.client.token.usage",
-                            usage[f"{kind}_tokens"],
-                            **call,
-                            **{"gen_ai.token.type": kind},
-                        )
-                telemetry.set_attributes(
-                    current,
-                    **{
-                        "http.response.status_code": upstream.status_code,
-                        "gen_ai.usage.input_tokens": usage.get("input_tokens"),
-                        "gen_ai.usage.output_tokens": usage.get("output_tokens"),
-                        "gen_ai.server.time_to_first_token": first,
-                    },
-                )
+        await _reply(send, status, text.encode(), back)
 
     def _model_policy(self, plan: EnvPlan, body: bytes) -> tuple[bytes, str | None]:
         """For a third-party arm, a model it does not serve becomes the plan's model for

@@ -298,10 +298,13 @@ async def test_cancel_interrupts_a_slow_turn_and_the_context_goes_on(
         wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
         live = cli_children(process)
         assert len(live) == 1
-        asked = time.monotonic()
+        asked, asked_at = time.monotonic(), time.time()
         canceled = await agent.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
         assert time.monotonic() - asked < 5
+        # the provider's call is closed too (DESIGN §13): nobody pays for the answer
+        wait_for(lambda: workspace.llm.disconnects, timeout=10)
+        assert workspace.llm.disconnects[0] - asked_at < 1.0 + (time.monotonic() - asked)
         # interrupted: no further LLM call, though the kept-alive CLI is still there
         before = len(workspace.llm.requests)
         await anyio.sleep(2)
@@ -314,6 +317,41 @@ async def test_cancel_interrupts_a_slow_turn_and_the_context_goes_on(
     said = [text for _, text in turns(workspace.llm)[-1].messages]
     assert any("take your time" in text for text in said), said  # the same conversation
     assert cli_children(process) == live  # the same CLI, not a new one
+
+
+async def test_a_cli_killed_mid_call_closes_the_providers_call_within_a_second(
+    workspace: Workspace,
+) -> None:
+    process = workspace.start()
+    workspace.llm.delay = 60
+    context = str(uuid.uuid4())
+    request = message("take your time", context)
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    async with client(workspace.url) as agent:
+        events = [event async for event in agent.send_message(request)]
+        task_id = final_task(events).id
+        wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
+        calls = len(workspace.llm.requests)
+        [cli] = cli_children(process)
+        os.kill(cli, signal.SIGKILL)
+        killed = time.time()
+        wait_for(lambda: workspace.llm.disconnects, timeout=10)
+        assert workspace.llm.disconnects[0] - killed < 1.0
+        got = await _ended(agent, task_id)
+    assert got.status.state == TaskState.TASK_STATE_FAILED  # never dressed as an answer
+    assert len(workspace.llm.requests) == calls  # no further call of that turn
+    # neither a success nor an error: an abandoned call is no news about the key
+    assert workspace.view().get("runtime_state") == ""
+
+
+async def _ended(agent: Any, task_id: str, within: float = 30.0) -> Task:
+    """The task once it is in a terminal state (asked every 0.2 s)."""
+    deadline = time.monotonic() + within
+    task = await agent.get_task(GetTaskRequest(id=task_id))
+    while task.status.state not in TERMINAL and time.monotonic() < deadline:
+        await anyio.sleep(0.2)
+        task = await agent.get_task(GetTaskRequest(id=task_id))
+    return task
 
 
 async def test_a_context_keeps_its_cli_and_another_context_gets_its_own(

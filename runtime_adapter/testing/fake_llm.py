@@ -135,6 +135,9 @@ class FakeLLM:
         self._fail_first: list[int] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        # when (wall clock) a client went away before its answer was complete: the
+        # gateway must close an abandoned call (DESIGN §13)
+        self.disconnects: list[float] = []
         self._accepted: frozenset[str] | None = None
         self._requests: list[LLMRequest] = []
         self._lock = threading.Lock()
@@ -237,12 +240,27 @@ class FakeLLM:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             injected = self._fail_first.pop(0) if self._fail_first else None
         try:
-            if self.delay:
-                await anyio.sleep(self.delay)
+            if self.delay and await self._gone_within(request, self.delay):
+                return Response(status_code=499)  # nobody is there to read it
             return self._answer(request, body, injected)
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+    async def _gone_within(self, request: Request, seconds: float) -> bool:
+        """Wait ``seconds`` (a slow provider) unless the client goes away first; True
+        when it did (recorded in ``disconnects``)."""
+        gone = False
+        with anyio.move_on_after(seconds):
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    gone = True
+                    break
+        if gone:
+            with self._lock:
+                self.disconnects.append(time.time())
+        return gone
 
     def _answer(self, request: Request, body: dict[str, Any], injected: int | None) -> Response:
         status = 401 if self._refused(request) else injected or self.error_status
@@ -314,7 +332,21 @@ class FakeLLM:
             "stop_sequence": None,
             "usage": usage,
         }
-        yield event("message_start", {"type": "message_start", "message": start})
+        finished = False
+        try:
+            yield event("message_start", {"type": "message_start", "message": start})
+            async for chunk in self._blocks(content, stop):
+                yield chunk
+            finished = True
+        finally:
+            if not finished:  # the client went away mid-stream (Starlette cancelled us)
+                with self._lock:
+                    self.disconnects.append(time.time())
+
+    async def _blocks(self, content: list[dict[str, Any]], stop: str) -> AsyncIterator[bytes]:
+        def event(name: str, data: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
         for index, block in enumerate(content):
             if block["type"] == "tool_use":
                 opened = {**block, "input": {}}
