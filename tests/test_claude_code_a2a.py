@@ -258,6 +258,20 @@ async def test_a_context_is_one_conversation_even_after_a_restart_with_an_empty_
     assert got.status.state == TaskState.TASK_STATE_COMPLETED
 
 
+@pytest.mark.parametrize(
+    "form", ["claude_code_adapter", "claude_code_adapter:ClaudeCodeAdapter", "entry point"]
+)
+async def test_every_documented_adapter_module_form_answers(
+    workspace: Workspace, form: str
+) -> None:
+    """DESIGN §10: ``ADAPTER_MODULE=pkg`` takes the adapter the package re-exports."""
+    env = {} if form == "entry point" else {"ADAPTER_MODULE": form}
+    workspace.start(**env)
+    task = final_task(await send(workspace.url, "hello", str(uuid.uuid4())))
+    assert task.status.state == TaskState.TASK_STATE_COMPLETED
+    assert answer_text(task) == "pong from the fake LLM"
+
+
 async def test_a_refused_key_fails_the_task_and_reaches_the_platform_at_once(
     workspace: Workspace,
 ) -> None:
