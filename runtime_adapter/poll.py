@@ -54,6 +54,7 @@ CURSOR_FILE = ".a2a_cursor"
 POLL = "poll"  # the health operation of the pull (§8)
 _PAGE = 100
 _RECOVER_SECONDS = 600  # after a 410: ask for the last ten minutes
+RECEIVE = "a2a_receive"  # the only activity type a poll runs
 _REMEMBERED = 2000  # handled row ids kept (for a pruned cursor's catch-up)
 _SEND_METHODS = {
     "message/send": "message/send",
@@ -362,6 +363,7 @@ class PollLoop:
         if self._pruned:
             rows = await self.client.activity(since_secs=_RECOVER_SECONDS, limit=_PAGE)
             self._pruned = False
+            self._recovered(rows)
             return rows
         try:
             return await self.client.activity(since_id=self._position, limit=_PAGE)
@@ -375,11 +377,40 @@ class PollLoop:
             self._pruned = True
             return await self._pull()
 
+    def _recovered(self, rows: list[dict[str, Any]]) -> None:
+        """After a 410: say which rows are skipped as already handled, and that rows
+        older than the recovery window that were never handled are lost."""
+        seen = [str(r.get("id")) for r in rows if isinstance(r, dict) and r.get("id")]
+        skipped = [i for i in seen if i in self.cursor.handled or i in self.cursor.pending]
+        if skipped:
+            log.info(
+                "poll: %s row(s) of the last %s s were handled already, skipped: %s",
+                len(skipped),
+                _RECOVER_SECONDS,
+                ", ".join(skipped[:20]) + (" ..." if len(skipped) > 20 else ""),
+            )
+        log.warning(
+            "poll: rows after cursor %s older than %s s, if any, were pruned by the "
+            "platform before they were handled and cannot be fetched: they are not answered",
+            self._position,
+            _RECOVER_SECONDS,
+        )
+
     def _accept(self, raw: dict[str, Any], group: anyio.abc.TaskGroup) -> None:
         row_id = str(raw.get("id") or "")
         if not row_id:
             return
         self._position = row_id
+        kind = raw.get("activity_type")
+        if kind != RECEIVE:
+            # asked for by type; a platform that answers with other rows is not obeyed
+            log.warning(
+                "poll: row %s is activity %r, not %s; skipped",
+                row_id,
+                str(kind)[:40],
+                RECEIVE,
+            )
+            return
         if row_id in self._rows or row_id in self.cursor.handled or row_id in self.cursor.pending:
             return
         source = raw.get("source_id")

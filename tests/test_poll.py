@@ -208,8 +208,9 @@ async def test_a_reply_saved_but_not_sent_is_sent_by_the_next_process_without_a_
 
 
 async def test_a_pruned_cursor_asks_for_ten_minutes_and_skips_what_was_handled(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="runtime_adapter.poll")
     platform, agent = Platform(), Agent()
     cursor = Cursor(tmp_path)
     cursor.since_id = "1"
@@ -226,6 +227,22 @@ async def test_a_pruned_cursor_asks_for_ten_minutes_and_skips_what_was_handled(
     ]
     assert platform.notified == ["answer to three"]
     assert [text for text, _ in agent.calls] == ["three"]
+    said = [r.getMessage() for r in caplog.records if r.name == "runtime_adapter.poll"]
+    assert any("handled already, skipped: 2" in line for line in said), said
+    assert any("cannot be fetched" in line for line in said), said
+
+
+async def test_a_row_of_another_activity_type_is_skipped_never_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    platform, agent = Platform(), Agent()
+    foreign = {**row("1", "rm -rf"), "activity_type": "a2a_send"}
+    platform.rows = [foreign, row("2", "two")]
+    poll = loop(platform, agent, tmp_path)
+    await run_until(poll, lambda: platform.notified)
+    assert [text for text, _ in agent.calls] == ["two"]
+    assert platform.notified == ["answer to two"]
+    assert any("row 1 is activity 'a2a_send'" in r.getMessage() for r in caplog.records)
 
 
 async def test_pull_failures_back_off_and_nothing_is_lost(tmp_path: Path) -> None:
