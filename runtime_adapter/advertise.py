@@ -12,12 +12,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
+import httpcore
 import httpx
 
 from ._netrules import address_verdict, url_verdict
@@ -30,6 +32,7 @@ __all__ = [
     "Candidate",
     "NetworkFacts",
     "advertise",
+    "checked_client",
     "choose_url",
     "gather_facts",
     "listen_port",
@@ -329,3 +332,67 @@ async def url_problem(url: str, mode: str) -> str | None:
         if problem is not None:
             return problem
     return None
+
+
+class _CheckedBackend(httpcore.AsyncNetworkBackend):
+    """Connects only where ``url_problem``'s rules allow, to the very address it checked:
+    the host is resolved once per connection and every address checked, so a DNS name
+    that answers differently at send time (rebinding) cannot reach a refused address."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._backend = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if _is_ip(host):
+            addresses = [host]
+        else:
+            try:
+                with anyio.fail_after(5):
+                    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            except (OSError, UnicodeError, TimeoutError) as error:
+                raise httpcore.ConnectError(f"{host} does not resolve") from error
+            addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        for address in addresses:
+            problem = address_verdict(address, self.mode)
+            if problem is not None:
+                raise httpcore.ConnectError(f"refused to connect to {host}: {problem}")
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} does not resolve")
+        return await self._backend.connect_tcp(
+            addresses[0], port, timeout, local_address, socket_options
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("a caller-chosen URL never reaches a unix socket")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+def checked_client(mode: str, *, timeout: float = 10.0) -> httpx.AsyncClient:
+    """An HTTP client for caller-chosen URLs (push webhooks): no redirects, no proxy
+    from the environment, and every connection checked by ``url_problem``'s rules at
+    connect time (``_CheckedBackend``)."""
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx builds its httpcore pool without a way to pass a network backend: replace
+    # it with one that has ours (tests/test_advertise.py proves the refusal)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        network_backend=_CheckedBackend(mode),
+    )
+    return httpx.AsyncClient(
+        transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+    )

@@ -7,6 +7,7 @@ import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -14,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
-from runtime_adapter.advertise import url_problem
+from runtime_adapter.advertise import checked_client, url_problem
 from runtime_adapter.inbound import Callers, bearer_tokens, drain, guard, limit_body
 from runtime_adapter.platform import PlatformClient
+from runtime_adapter.testing import serve_in_thread
 from runtime_adapter.tokens import TokenStore
 from runtime_adapter.volume import INBOUND_SECRET_FILE
 
@@ -97,6 +99,43 @@ async def test_webhook_addresses_follow_the_advertised_url_rules(
     url: str, mode: str, refused: bool
 ) -> None:
     assert (await url_problem(url, mode) is not None) is refused
+
+
+async def test_a_webhook_whose_dns_changes_after_the_check_is_refused_at_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DNS rebinding: the validator's lookup answers a public address, the connection's
+    a metadata one. The client checks at connect time, so nothing is sent."""
+    answers = iter(["93.184.216.34", "169.254.169.254"])
+    looked_up: list[str] = []
+
+    async def rebinding(host: str, port: int, **kwargs: object) -> list[tuple[object, ...]]:
+        looked_up.append(host)
+        address = next(answers)
+        return [(2, 1, 6, "", (address, port))]
+
+    monkeypatch.setattr(anyio, "getaddrinfo", rebinding)
+    assert await url_problem("http://hook.example/cb", "saas") is None  # passes the check
+    async with checked_client("saas") as client:
+        with pytest.raises(httpx.ConnectError, match=r"169\.254"):
+            await client.post("http://hook.example/cb", json={"state": "completed"})
+    assert looked_up == ["hook.example", "hook.example"]
+
+
+async def test_the_checked_client_reaches_an_allowed_address_and_follows_no_redirect() -> None:
+    """Loopback is allowed in ``local`` (dev): a real server answers through the client,
+    and its redirect is returned, not followed."""
+
+    async def hook(request: Request) -> Response:
+        return Response(status_code=307, headers={"location": "http://169.254.169.254/"})
+
+    with serve_in_thread(Router([Route("/cb", hook, methods=["POST"])])) as url:
+        async with checked_client("local") as client:
+            answer = await client.post(f"{url}/cb", json={})
+        async with checked_client("saas") as client:
+            with pytest.raises(httpx.ConnectError, match=r"127\.0\.0\.1"):
+                await client.post(f"{url}/cb", json={})
+    assert answer.status_code == 307
 
 
 @respx.mock(base_url="https://platform.example")

@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route
 
 import runtime_adapter.isolation as isolation
 from runtime_adapter import AdapterContext, BaseAdapter, ConfigError, build_card
-from runtime_adapter.advertise import platform_mode, url_problem
+from runtime_adapter.advertise import checked_client, platform_mode, url_problem
 from runtime_adapter.health import classify
 
 from .executor import ContextLocks, Executor
@@ -126,7 +126,9 @@ class ClaudeCodeAdapter(BaseAdapter):
                 return problem is None
 
             self._allowed = allowed
-            self._push_http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+            # checked again at connect time, to the address checked: a webhook's DNS
+            # cannot answer a public address to the validator and a private one after
+            self._push_http = checked_client(mode)
             sender = BasePushNotificationSender(
                 self._push_http, database.push_configs, push_url_validator=allowed
             )

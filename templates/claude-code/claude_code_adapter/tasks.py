@@ -121,13 +121,26 @@ def _prune_memory(store: TaskStore, max_count: int) -> int:
 
 
 def _prepare(path: Path) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The database's directory 0700 and file 0600, made or narrowed here; a symbolic
+    link in their place (planted by whoever could write there) is refused, never
+    followed: the file holds every caller's prompts and webhook credentials. SQLite
+    gives its ``-wal`` and ``-shm`` files the database file's mode."""
+    directory = path.parent
+    if directory.is_symlink():
+        raise OSError(f"{directory} is a symbolic link")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_uid == os.geteuid():
+        directory.chmod(0o700)
+    for each in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if each.is_symlink():
+            raise OSError(f"{each} is a symbolic link")
     if path.exists() and not path.is_file():
         raise OSError(f"{path} is not a file")
-    if not path.exists():
-        descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
         os.close(descriptor)
-    os.chmod(path, 0o600)
 
 
 async def open_tasks(path: Path, *, retention_count: int) -> TaskDatabase:
