@@ -265,8 +265,10 @@ async def test_every_documented_adapter_module_form_answers(
     workspace: Workspace, form: str
 ) -> None:
     """DESIGN §10: ``ADAPTER_MODULE=pkg`` takes the adapter the package re-exports."""
-    env = {} if form == "entry point" else {"ADAPTER_MODULE": form}
-    workspace.start(**env)
+    if form == "entry point":
+        workspace.start()  # config.yaml's runtime: claude-code
+    else:
+        workspace.start(ADAPTER_MODULE=form)
     task = final_task(await send(workspace.url, "hello", str(uuid.uuid4())))
     assert task.status.state == TaskState.TASK_STATE_COMPLETED
     assert answer_text(task) == "pong from the fake LLM"
@@ -361,7 +363,7 @@ async def test_a_cli_killed_mid_call_closes_the_providers_call_within_a_second(
 async def _ended(agent: Any, task_id: str, within: float = 30.0) -> Task:
     """The task once it is in a terminal state (asked every 0.2 s)."""
     deadline = time.monotonic() + within
-    task = await agent.get_task(GetTaskRequest(id=task_id))
+    task: Task = await agent.get_task(GetTaskRequest(id=task_id))
     while task.status.state not in TERMINAL and time.monotonic() < deadline:
         await anyio.sleep(0.2)
         task = await agent.get_task(GetTaskRequest(id=task_id))
