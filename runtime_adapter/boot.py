@@ -10,6 +10,7 @@ telemetry. Nothing here talks to the platform or serves anything.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -30,7 +31,7 @@ from .reconcile import reconcile
 from .settings import Settings
 from .volume import WorkspaceConfig, wait_for_config
 
-__all__ = ["Boot", "BootFailed", "Booted", "Stages", "stop_adapter"]
+__all__ = ["Boot", "BootFailed", "BootWork", "Booted", "Stages", "collect_again", "stop_adapter"]
 
 log = logging.getLogger("runtime_adapter.lifecycle")
 
@@ -217,3 +218,30 @@ async def stop_adapter(adapter: BaseAdapter, deadline: float | None = None) -> N
             log.exception("adapter stop failed")
     if scope.cancelled_caught:
         log.warning("adapter stop did not finish in time; abandoned")
+
+
+def collect_again() -> None:
+    """Turn the garbage collector back on if ``run`` turned it off for the boot; what the
+    boot built stays for the process's life, so it is frozen out of every collection."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
+class BootWork:
+    """The boot's own work (the first register, the first probe with its SDK import of
+    ~1 s), run with the garbage collector off when ``run`` turned it off: it comes
+    back when all of it is done, and ``quiet`` is set then (the gateway waits for it)."""
+
+    def __init__(self) -> None:
+        self._pending: set[str] = set()
+        self.quiet = anyio.Event()
+
+    def add(self, name: str) -> None:
+        self._pending.add(name)
+
+    def done(self, name: str) -> None:
+        self._pending.discard(name)
+        if not self._pending:
+            collect_again()
+            self.quiet.set()

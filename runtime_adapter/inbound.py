@@ -20,6 +20,7 @@ to the adapter's routes passes before anything reads its body.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import logging
 from collections.abc import Callable, Iterable
@@ -38,7 +39,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import fingerprint
+from .errors import SettingsError, fingerprint
+from .logs import REDACTOR
+from .settings import Settings
 
 __all__ = [
     "PLATFORM_CALLER",
@@ -47,6 +50,7 @@ __all__ = [
     "drain",
     "guard",
     "limit_body",
+    "load_bearer_tokens",
     "rpc_error",
 ]
 
@@ -68,6 +72,28 @@ def bearer_tokens(raw: str | None) -> tuple[str, ...]:
     if not raw:
         return ()
     return tuple(t.strip() for t in raw.replace("\n", ",").split(",") if t.strip())
+
+
+def load_bearer_tokens(settings: Settings) -> tuple[str, ...]:
+    """``A2A_BEARER_TOKENS``: the variable, else the file of that name in the secrets
+    dir (blocking: call it from a worker thread); ``A2A_AUTH=bearer`` without any is a
+    settings error (fail closed). The tokens are taught to the redactor."""
+    raw = settings.a2a_bearer_tokens
+    text = raw.get_secret_value() if raw is not None else None
+    where = settings.runtime_secrets_dir
+    if text is None and where is not None:
+        with contextlib.suppress(OSError):
+            text = (where / "A2A_BEARER_TOKENS").read_bytes()[:65536].decode("utf-8", "replace")
+    tokens = bearer_tokens(text)
+    if not tokens:
+        raise SettingsError(
+            "A2A_AUTH=bearer needs the tokens callers may present",
+            hint="set A2A_BEARER_TOKENS (comma-separated) or put a file A2A_BEARER_TOKENS "
+            "in RUNTIME_SECRETS_DIR; A2A requests are refused until then",
+            variable="A2A_BEARER_TOKENS",
+        )
+    REDACTOR.add(*tokens)
+    return tokens
 
 
 class _Refused(AuthenticationError):

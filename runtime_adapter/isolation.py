@@ -15,13 +15,21 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NEEDED", "Isolation", "capabilities", "check", "make_non_dumpable"]
+__all__ = [
+    "NEEDED",
+    "Isolation",
+    "capabilities",
+    "check",
+    "make_non_dumpable",
+    "protect_runtime",
+]
 
 _PR_SET_DUMPABLE = 4
 # capability numbers (linux/capability.h) the launch needs
@@ -110,3 +118,19 @@ def check(environ: Mapping[str, str] | None = None, status: str | None = None) -
     if not os.access(launcher, os.X_OK):
         return Isolation(False, user, None, f"{launcher} is not executable", "rebuild the image")
     return Isolation(True, user, launcher)
+
+
+_log = logging.getLogger("runtime_adapter.lifecycle")
+
+
+def protect_runtime() -> None:
+    """DESIGN §13: this process holds the credentials, so no agent process may read
+    its memory or environ; and say once what isolation from the agent there is."""
+    if not make_non_dumpable():
+        _log.warning("could not make the runtime non-dumpable (prctl failed)")
+    found = check()
+    if found.separate:
+        _log.info("the agent runs as %s, the runtime as uid %s", found.agent_user, os.getuid())
+    elif os.environ.get("AGENT_USER"):
+        # the image asked for two users and did not get them
+        _log.warning("agent isolation: %s; %s", found.missing, found.remedy)

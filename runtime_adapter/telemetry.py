@@ -19,7 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
+
 __all__ = [
+    "BootTracing",
     "active",
     "count",
     "emit_stages",
@@ -248,3 +251,33 @@ def shutdown(timeout: float = 2.0) -> None:
     worker.join(timeout)
     if worker.is_alive():
         log.warning("telemetry: the collector did not take the last export in %.1f s", timeout)
+
+
+class BootTracing:
+    """Telemetry for one process: started when OTEL_* asks for it (the SDK imported in
+    a worker thread, the resource naming this workspace), the first boot's stages
+    emitted once as spans, and the exporters flushed at shutdown."""
+
+    def __init__(self, workspace_id: str, redact: Callable[[str], str]) -> None:
+        self.workspace_id, self.redact = workspace_id, redact
+        self._reported = False
+
+    async def start(self, template: str, provider: str, model: str) -> None:
+        if not enabled():
+            return
+        resource = {
+            "workspace.id": self.workspace_id,
+            "runtime_adapter.template": template,
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+        }
+        await anyio.to_thread.run_sync(setup, resource, self.redact)
+
+    def report_boot(self, stages: list[tuple[str, int, int, str]]) -> None:
+        if active() and not self._reported:
+            self._reported = True
+            emit_stages("boot", stages, **{"workspace.id": self.workspace_id})
+
+    async def stop(self) -> None:
+        if active():
+            await anyio.to_thread.run_sync(shutdown, 1.5, abandon_on_cancel=True)

@@ -52,5 +52,6 @@ class Flapping(BaseAdapter):
                     await anyio.sleep(0.025)
                     ctx.report_success()
                     await anyio.sleep(0.025)
+            ctx.report_success()  # its LLM accepts again
 
         ctx.start_soon(flap)
