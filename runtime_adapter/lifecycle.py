@@ -14,7 +14,6 @@ budget. Steps are raced against the stop request (``Stopping.guard``).
 from __future__ import annotations
 
 import logging
-import signal
 import time
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
@@ -28,7 +27,7 @@ from .errors import ConfigError
 from .gateway_serving import GatewayServing
 from .health import Health
 from .heartbeat import RuntimeStatus
-from .inbound import Callers, describe, load_bearer_tokens
+from .inbound import Callers, describe
 from .link import PlatformLink
 from .logs import REDACTOR
 from .server import ServerState
@@ -123,14 +122,14 @@ class Runtime:
     async def _main(
         self, stack: AsyncExitStack, group: anyio.abc.TaskGroup, stopping: Stopping
     ) -> None:
-        group.start_soon(self._signals, stopping)
+        group.start_soon(stopping.on_signals)
         self.work.add("register")
         # the platform client first: building it imports httpcore and h11, which is
         # quicker before the probe's import thread starts competing for the GIL
         await self.link.open(stack)
         log.info("%s", describe(self.state.callers))
         with stopping.guard():
-            booted = await self._boot(group)
+            booted = await self.workspace.boot(group.start_soon, self.settings_error)
         if stopping.is_set():
             return
         workspace, serving = self.workspace, self.serving
@@ -173,29 +172,8 @@ class Runtime:
                         workspace.port(),
                         serving.port,
                     )
-                booted = await self._boot(group)
+                booted = await self.workspace.boot(group.start_soon, self.settings_error)
         await stopping.wait()
-
-    async def _boot(self, group: anyio.abc.TaskGroup) -> bool:
-        error = self.settings_error
-        if error is None and self.state.callers.mode == "bearer":
-            try:
-                tokens = await anyio.to_thread.run_sync(load_bearer_tokens, self.settings)
-                self.state.callers.tokens = tokens
-            except ConfigError as problem:
-                error = problem
-        return await self.workspace.boot(group.start_soon, error)
-
-    async def _signals(self, stopping: Stopping) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for received in signals:
-                name = signal.Signals(received).name
-                if stopping.is_set():
-                    # the receiver stays open: a second signal must not kill the shutdown
-                    log.info("received %s again; already shutting down", name)
-                    continue
-                log.info("received %s; shutting down", name)
-                stopping.set()
 
     async def _shutdown(self) -> None:
         """Stop accepting work, a last heartbeat and a bounded adapter stop, all within

@@ -10,6 +10,7 @@ what is left.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,6 +44,18 @@ class Stopping:
 
     async def wait(self) -> None:
         await self._event.wait()
+
+    async def on_signals(self) -> None:
+        """Set on SIGTERM or SIGINT; a second signal does not kill the shutdown."""
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for received in signals:
+                name = signal.Signals(received).name
+                if self.is_set():
+                    # the receiver stays open: a second signal must not kill the shutdown
+                    log.info("received %s again; already shutting down", name)
+                    continue
+                log.info("received %s; shutting down", name)
+                self.set()
 
     @contextmanager
     def guard(self) -> Iterator[anyio.CancelScope]:

@@ -28,6 +28,7 @@ from .errors import ConfigError
 from .gateway_serving import GatewayServing
 from .health import Health
 from .heartbeat import RuntimeStatus
+from .inbound import load_bearer_tokens
 from .logs import REDACTOR
 from .server import ServerState
 from .settings import Settings
@@ -117,6 +118,12 @@ class Workspace:
         )
         if self.gateway is not None:
             self.gateway.renew_token()
+        callers = self.state.callers
+        if settings_error is None and callers.mode == "bearer":
+            try:
+                callers.tokens = await anyio.to_thread.run_sync(load_bearer_tokens, self.settings)
+            except ConfigError as error:
+                settings_error = error
         attempt = self.last = Boot(
             self.settings,
             self.environ,
