@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import anyio
 from a2a.helpers.proto_helpers import new_task_from_user_message, new_text_message, new_text_part
@@ -26,9 +26,11 @@ import runtime_adapter.telemetry as telemetry
 from .turn import Turn, TurnFailed
 
 if TYPE_CHECKING:
-    from .adapter import ClaudeCodeAdapter
+    from runtime_adapter import AdapterContext
 
-__all__ = ["ContextLocks", "Executor", "Progress"]
+    from .tasks import TaskDatabase
+
+__all__ = ["ContextLocks", "Executor", "Progress", "Turns"]
 
 _CANCEL_GRACE = 4.0  # a cancelled turn that has not ended by then has its CLI killed
 
@@ -79,8 +81,24 @@ class Progress:
         )
 
 
+class Turns(Protocol):
+    """What the executor runs a turn with: the turn entry point and what bounds it.
+    The adapter is one (it owns the pool and the limits); the executor never imports it."""
+
+    name: ClassVar[str]
+    ctx: AdapterContext | None
+    database: TaskDatabase | None
+    turns: dict[str, Turn]  # the running turns by task id, for cancel
+    locks: ContextLocks
+    limiter: anyio.CapacityLimiter
+
+    async def run_turn(self, turn: Turn, prompt: str, progress: Progress) -> str: ...
+
+
 class Executor(AgentExecutor):
-    def __init__(self, adapter: ClaudeCodeAdapter) -> None:
+    """a2a-sdk's executor: one message is one task and one turn of ``adapter``."""
+
+    def __init__(self, adapter: Turns) -> None:
         self.adapter = adapter
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
