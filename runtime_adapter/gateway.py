@@ -361,7 +361,7 @@ class Gateway:
         if plan is None or plan.arm is None or credential is None:  # changed meanwhile
             await _reply_error(send, 503, "no LLM credential is configured for this workspace")
             return
-        body, model = self._model_policy(plan, body)
+        body, model = model_policy(plan, body, self._rewritten)
         base = (plan.base_url or ANTHROPIC).rstrip("/")
         query = request.scope.get("query_string") or b""
         path = request.scope.get("raw_path") or request.scope["path"].encode()
@@ -487,36 +487,6 @@ class Gateway:
         telemetry.count("llm.gateway.errors", status=status)
         await _reply(send, status, text.encode(), back)
 
-    def _model_policy(self, plan: EnvPlan, body: bytes) -> tuple[bytes, str | None]:
-        """For a third-party arm, a model it does not serve becomes the plan's model for
-        that slot (the small model for a haiku-class id), logged once per id. The body
-        is parsed only when its model is not one the arm serves."""
-        arm = plan.arm
-        found = _MODEL.search(body[:4096])
-        named = found.group(1).decode("utf-8", "replace") if found else None
-        if arm is None or arm.anthropic or not plan.model or named is None:
-            return body, named
-        if arm.serves(named) or named == plan.model:
-            return body, named
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return body, named
-        model = data.get("model") if isinstance(data, dict) else None
-        if not isinstance(model, str) or arm.serves(model) or model == plan.model:
-            return body, model if isinstance(model, str) else named
-        small = "haiku" in model.lower() and arm.small_model
-        data["model"] = arm.small_model if small else plan.model
-        if model not in self._rewritten and len(self._rewritten) < 256:
-            self._rewritten.add(model)
-            log.info(
-                "LLM gateway: model %s is not served by arm %s; sent as %s",
-                model,
-                arm.name,
-                data["model"],
-            )
-        return json.dumps(data).encode(), str(data["model"])
-
 
 def _usage(buffer: bytes, usage: dict[str, int]) -> bytes:
     """Token counts from the SSE ``data:`` lines complete in ``buffer``; the rest back."""
@@ -532,3 +502,34 @@ def _usage(buffer: bytes, usage: dict[str, int]) -> bytes:
                 if isinstance(found.get(key), int):
                     usage[key] = found[key]
     return rest[-65536:]
+
+
+def model_policy(plan: EnvPlan, body: bytes, logged: set[str]) -> tuple[bytes, str | None]:
+    """For a third-party arm, a model it does not serve becomes the plan's model for
+    that slot (the small model for a haiku-class id), logged once per id. The body
+    is parsed only when its model is not one the arm serves."""
+    arm = plan.arm
+    found = _MODEL.search(body[:4096])
+    named = found.group(1).decode("utf-8", "replace") if found else None
+    if arm is None or arm.anthropic or not plan.model or named is None:
+        return body, named
+    if arm.serves(named) or named == plan.model:
+        return body, named
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body, named
+    model = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(model, str) or arm.serves(model) or model == plan.model:
+        return body, model if isinstance(model, str) else named
+    small = "haiku" in model.lower() and arm.small_model
+    data["model"] = arm.small_model if small else plan.model
+    if model not in logged and len(logged) < 256:
+        logged.add(model)
+        log.info(
+            "LLM gateway: model %s is not served by arm %s; sent as %s",
+            model,
+            arm.name,
+            data["model"],
+        )
+    return json.dumps(data).encode(), str(data["model"])

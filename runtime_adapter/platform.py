@@ -287,7 +287,7 @@ class PlatformClient:
                 self.tokens.fingerprint or "(none)",
             )
             response = await self._send(request)
-        return self._answer(path, response)
+        return answer_of(path, response, self.endpoint)
 
     async def _send(self, request: _Request) -> httpx.Response:
         """One exchange within ``total`` seconds; whatever fails is a ``PlatformError``.
@@ -335,44 +335,44 @@ class PlatformClient:
                 kind="network_error",
             ) from None
 
-    def _answer(self, path: str, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if 200 <= status < 300:
-            if isinstance(data, list):
-                return {"_list": data}  # the activity route answers a bare list
-            return data if isinstance(data, dict) else {}
-        message = ""
-        if isinstance(data, dict) and isinstance(data.get("error"), str):
-            message = data["error"]
-        message = message or response.reason_phrase or "error"
-        where = f"{path}: {message}"
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status == 401:
-            raise PlatformAuthError(where, endpoint=self.endpoint, status=status)
-        if status == 404 or "unknown workspace" in message.lower():
-            raise WorkspaceUnknown(where, endpoint=self.endpoint, status=status)
-        if status == 408:
-            raise PlatformUnavailable(
-                where,
-                endpoint=self.endpoint,
-                status=status,
-                kind="timeout",
-                retry_after=retry_after,
-            )
-        if status == 429:
-            raise PlatformUnavailable(
-                where,
-                endpoint=self.endpoint,
-                status=status,
-                kind="rate_limited",
-                retry_after=retry_after,
-            )
-        if status >= 500:
-            raise PlatformUnavailable(
-                where, endpoint=self.endpoint, status=status, retry_after=retry_after
-            )
-        raise PlatformRejected(where, endpoint=self.endpoint, status=status)
+
+def answer_of(path: str, response: httpx.Response, endpoint: str) -> dict[str, Any]:
+    """A platform answer's JSON object, or the ``PlatformError`` its status means."""
+    status = response.status_code
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if 200 <= status < 300:
+        if isinstance(data, list):
+            return {"_list": data}  # the activity route answers a bare list
+        return data if isinstance(data, dict) else {}
+    message = ""
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        message = data["error"]
+    message = message or response.reason_phrase or "error"
+    where = f"{path}: {message}"
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status == 401:
+        raise PlatformAuthError(where, endpoint=endpoint, status=status)
+    if status == 404 or "unknown workspace" in message.lower():
+        raise WorkspaceUnknown(where, endpoint=endpoint, status=status)
+    if status == 408:
+        raise PlatformUnavailable(
+            where,
+            endpoint=endpoint,
+            status=status,
+            kind="timeout",
+            retry_after=retry_after,
+        )
+    if status == 429:
+        raise PlatformUnavailable(
+            where,
+            endpoint=endpoint,
+            status=status,
+            kind="rate_limited",
+            retry_after=retry_after,
+        )
+    if status >= 500:
+        raise PlatformUnavailable(where, endpoint=endpoint, status=status, retry_after=retry_after)
+    raise PlatformRejected(where, endpoint=endpoint, status=status)

@@ -295,7 +295,19 @@ class FakeLLM:
         stop = "tool_use" if isinstance(reply, ToolUse) else "end_turn"
         if body.get("stream"):
             return StreamingResponse(
-                self._events(message_id, model, usage, content, stop),
+                self._events(
+                    {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": content,
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": usage,
+                    },
+                    stop,
+                ),
                 media_type="text/event-stream",
             )
         return JSONResponse(
@@ -311,31 +323,13 @@ class FakeLLM:
             }
         )
 
-    async def _events(
-        self,
-        message_id: str,
-        model: str,
-        usage: dict[str, int],
-        content: list[dict[str, Any]],
-        stop: str,
-    ) -> AsyncIterator[bytes]:
-        def event(name: str, data: dict[str, Any]) -> bytes:
-            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
-
-        start: dict[str, Any] = {
-            "id": message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": usage,
-        }
+    async def _events(self, start: dict[str, Any], stop: str) -> AsyncIterator[bytes]:
+        """The answer as server-sent events; a client gone mid-stream is recorded."""
         finished = False
         try:
-            yield event("message_start", {"type": "message_start", "message": start})
-            async for chunk in self._blocks(content, stop):
+            opening = {**start, "content": []}  # the blocks follow, one event each
+            yield _event("message_start", {"type": "message_start", "message": opening})
+            async for chunk in _blocks(start["content"], stop, self.deltas, self.pace):
                 yield chunk
             finished = True
         finally:
@@ -343,33 +337,38 @@ class FakeLLM:
                 with self._lock:
                     self.disconnects.append(time.time())
 
-    async def _blocks(self, content: list[dict[str, Any]], stop: str) -> AsyncIterator[bytes]:
-        def event(name: str, data: dict[str, Any]) -> bytes:
-            return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
-        for index, block in enumerate(content):
-            if block["type"] == "tool_use":
-                opened = {**block, "input": {}}
-                delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            else:
-                opened = {"type": "text", "text": ""}
-                delta = {"type": "text_delta", "text": block["text"]}
-            yield event(
-                "content_block_start",
-                {"type": "content_block_start", "index": index, "content_block": opened},
-            )
-            moved = {"type": "content_block_delta", "index": index, "delta": delta}
-            for _ in range(self.deltas if block["type"] == "text" else 1):
-                yield event("content_block_delta", moved)
-                if self.pace:
-                    await anyio.sleep(self.pace)
-            yield event("content_block_stop", {"type": "content_block_stop", "index": index})
-        yield event(
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": 1},
-            },
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+async def _blocks(
+    content: list[dict[str, Any]], stop: str, deltas: int, pace: float
+) -> AsyncIterator[bytes]:
+    """Each content block as the API streams it, a text ``deltas`` times, ``pace`` apart."""
+    for index, block in enumerate(content):
+        if block["type"] == "tool_use":
+            opened = {**block, "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        else:
+            opened = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        yield _event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": opened},
         )
-        yield event("message_stop", {"type": "message_stop"})
+        moved = {"type": "content_block_delta", "index": index, "delta": delta}
+        for _ in range(deltas if block["type"] == "text" else 1):
+            yield _event("content_block_delta", moved)
+            if pace:
+                await anyio.sleep(pace)
+        yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    yield _event(
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": 1},
+        },
+    )
+    yield _event("message_stop", {"type": "message_stop"})
