@@ -159,19 +159,19 @@ def test_a_pruned_cursor_is_recovered_without_repeats(workspace: Workspace) -> N
     assert process.alive()
 
 
-def test_the_platform_down_for_30_s_delays_the_answer_and_loses_nothing(
+def test_the_platform_down_for_a_while_delays_the_answer_and_loses_nothing(
     workspace: Workspace,
 ) -> None:
     workspace.llm.script = answers
     start_polling(workspace, HEARTBEAT_BACKOFF_CAP_SECONDS="5")
-    workspace.emulator.outage(30)
+    workspace.emulator.outage(12)
     down = time.monotonic()
     workspace.emulator.send_message(WS, "during the outage")
     wait_for(lambda: notes(workspace), timeout=90)
     took = time.monotonic() - down
     assert notes(workspace) == ["ANSWER TO <during the outage>"]
-    assert 30 <= took <= 30 + 5 + 30  # after the outage; within a cap and a turn of it
+    assert 12 <= took <= 12 + 5 + 30  # after the outage; within a cap and a turn of it
     pulls = [c for c in workspace.emulator.calls if c.path.endswith("/activity")]
     failed = [c for c in pulls if c.status == 503]
-    # backed off: at 0.5 s intervals 30 s would be ~60 pulls; growing waits to a 5 s cap
-    assert 4 <= len(failed) <= 20, len(failed)
+    # backed off: at 0.5 s intervals 12 s would be ~24 pulls; growing waits to a 5 s cap
+    assert 3 <= len(failed) <= 10, len(failed)
