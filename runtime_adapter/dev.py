@@ -26,7 +26,9 @@ from typing import Any, TextIO
 import httpx
 
 from .adapter import ENTRY_POINT_GROUP
+from .devpage import DevPage, Sandbox
 from .errors import ConfigError
+from .inbound import bearer_tokens
 from .testing import FakeLLM, PlatformEmulator, free_port, message_send, serve_in_thread
 from .volume import load_config
 
@@ -211,6 +213,11 @@ def run_dev(
             configs.mkdir()
             (configs / "config.yaml").write_text(EXAMPLE_CONFIG)
         port = free_port()
+        # the provider key as a secret file (RUNTIME_SECRETS_DIR), so the page can rotate
+        # it: a new file is what makes the runtime re-plan and probe at once
+        secrets_dir = workdir / "secrets"
+        secrets_dir.mkdir(mode=0o700)
+        (secrets_dir / "MINIMAX_API_KEY").write_text(DEV_KEY + "\n")
         runtime = _runtime_of(configs)
         why = f"the entry point of runtime {runtime!r}" if runtime else ""
         if adapter == "auto":
@@ -242,7 +249,7 @@ def run_dev(
                 "WORKSPACE_CONFIG_PATH": str(configs),
                 "WORKSPACE_DIR": str(workdir / "workspace"),
                 "PORT": str(port),
-                "MINIMAX_API_KEY": DEV_KEY,
+                "RUNTIME_SECRETS_DIR": str(secrets_dir),
                 "MINIMAX_BASE_URL": llm_url,
                 "LLM_PROXY_URL": llm_url,
                 "HEARTBEAT_INTERVAL_SECONDS": "5",
@@ -256,6 +263,22 @@ def run_dev(
         (workdir / "home").mkdir()
         (workdir / "workspace").mkdir()
         log_path = workdir / "runtime.log"
+        log_path.touch()
+        agent_url = f"http://127.0.0.1:{port}"
+        bearer = bearer_tokens(env.get("A2A_BEARER_TOKENS"))
+        page = DevPage(
+            Sandbox(
+                emulator,
+                llm,
+                workspace_id,
+                runtime_url=agent_url,
+                log_path=log_path,
+                secrets_dir=secrets_dir,
+                bearer=bearer[0] if bearer else None,
+                token_path=configs / ".auth_token",
+            )
+        )
+        page_url = stack.enter_context(serve_in_thread(page.app))
         passed = f"; passed: {', '.join(sorted(extra_env))}" if extra_env else ""
         kept = "kept" if keep_logs else "removed on exit; --keep-logs keeps them"
         out.write(
@@ -267,9 +290,9 @@ def run_dev(
             f"adapter {adapter or f'entry point {runtime!r}'} ({why})\n"
             f"environment sealed{passed}\n"
             f"logs {log_path} ({kept})\n"
+            f"page: {page_url}/\n"
         )
         out.flush()
-        agent_url = f"http://127.0.0.1:{port}"
         with log_path.open("w") as log:
             child = subprocess.Popen(
                 [sys.executable, "-m", "runtime_adapter", "run"],

@@ -395,6 +395,15 @@ class Gateway:
             finally:
                 call.seconds = time.perf_counter() - started
                 _record(current, call, attributes)
+                # one line per call, with its facts as fields (``dev``'s page reads them)
+                log.info(
+                    "LLM call %s %s: %s in %.2f s",
+                    call.model or "-",
+                    call.status or "-",
+                    call.outcome,
+                    call.seconds,
+                    extra={"llm_call": call.as_dict()},
+                )
 
     async def _forward(
         self,
