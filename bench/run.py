@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,21 @@ def _wait(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
     return wait_until(condition, timeout, poll=0.002)
 
 
+# another source tree whose runtime the subprocesses run instead (``--tree DIR``, for
+# ``compare``): its package and its template come first on their import path
+_TREE: list[Path | None] = [None]
+
+
 def _clean_env() -> dict[str, str]:
     drop = re.compile(
         r"(ANTHROPIC_|CLAUDE_|MINIMAX_|MOONSHOT_|KIMI_|ZAI_|GLM_|DEEPSEEK_|LLM_PROXY)"
     )
-    return {k: v for k, v in os.environ.items() if not drop.match(k)}
+    env = {k: v for k, v in os.environ.items() if not drop.match(k)}
+    tree = _TREE[0]
+    if tree is not None:
+        paths = [str(tree), str(tree / "templates" / "claude-code"), env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
 
 
 @contextmanager
@@ -1462,6 +1472,39 @@ def bench_poll(runs: int, fleet: int) -> list[Row]:
     ]
 
 
+def bench_compare(runs: int, other: Path | None) -> list[Row]:
+    """Boot -> register, restart -> online and the warm turn (gateway on) of this tree
+    and of ``other`` (``--tree DIR``: an older checkout), in one run, tree by tree."""
+    if other is None:
+        raise SystemExit("compare needs --tree DIR (the other source tree)")
+    rows: list[Row] = []
+    for label, tree in (("this tree", None), (other.name, other)):
+        _TREE[0] = tree
+        try:
+            found = [*bench_boot(runs), *bench_restart(max(2, runs // 2))]
+            own = FakeLLM()
+            with serve_in_thread(own.app) as llm_url:
+                waits, *_ = _turn_waits(own, llm_url, 2, 4, "")
+            warm = waits["warm"]
+            found.append(
+                Row(
+                    "gateway",
+                    "warm turn: A2A message -> first LLM request",
+                    statistics.median(warm),
+                    "ms",
+                    "-",
+                    None,
+                    _summary(warm),
+                )
+            )
+        finally:
+            _TREE[0] = None
+        rows += [
+            replace(row, benchmark="compare", metric=f"{row.metric} [{label}]") for row in found
+        ]
+    return rows
+
+
 BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "import": lambda quick: bench_import(3 if quick else 7),
     "boot": lambda quick: bench_boot(3 if quick else 10),
@@ -1477,7 +1520,9 @@ BENCHMARKS: dict[str, Callable[[bool], list[Row]]] = {
     "tasks": lambda quick: bench_tasks(2_000 if quick else 10_000, 400 if quick else 2_000),
     "gateway": lambda quick: bench_gateway(5 if quick else 20, turns=not quick),
     "container": lambda quick: bench_container(2 if quick else 5),
+    "compare": lambda quick: bench_compare(3 if quick else 10, _OTHER[0]),
 }
+_OTHER: list[Path | None] = [None]  # --tree
 
 
 def format_table(rows: list[Row]) -> list[str]:
@@ -1496,8 +1541,17 @@ def format_table(rows: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, a smaller fleet")
-    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=list(BENCHMARKS),
+        default=[name for name in BENCHMARKS if name != "compare"],
+    )
+    parser.add_argument(
+        "--tree", type=Path, help="compare: the other source tree (an older checkout)"
+    )
     args = parser.parse_args(argv)
+    _OTHER[0] = args.tree.resolve() if args.tree else None
     # the in-process fleet's loops log every failed beat; the table is the output
     logging.getLogger("runtime_adapter").addHandler(logging.NullHandler())
     rows: list[Row] = []
