@@ -299,28 +299,35 @@ async def test_a_refused_key_fails_the_task_and_reaches_the_platform_at_once(
     assert fingerprint(KEY) in str(workspace.view()["last_sample_error"])
 
 
+async def slow_turn(workspace: Workspace, agent: Any, context: str) -> str:
+    """A turn whose LLM call takes a minute, sent without waiting; its task id once the
+    call is at the provider."""
+    workspace.llm.delay = 60
+    request = message("take your time", context)
+    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
+    events = [event async for event in agent.send_message(request)]
+    wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
+    return final_task(events).id
+
+
 async def test_cancel_interrupts_a_slow_turn_and_the_context_goes_on(
     workspace: Workspace,
 ) -> None:
     process = workspace.start()
-    wait_for(lambda: workspace.llm.requests)  # the boot's credential probe is done
-    workspace.llm.delay = 60  # the LLM takes a minute
     context = str(uuid.uuid4())
-    request = message("take your time", context)
-    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
     async with client(workspace.url) as agent:
-        events = [event async for event in agent.send_message(request)]
-        task_id = final_task(events).id
-        wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
+        task_id = await slow_turn(workspace, agent, context)
         live = cli_children(process)
         assert len(live) == 1
-        asked, asked_at = time.monotonic(), time.time()
+        asked = time.monotonic()
         canceled = await agent.cancel_task(CancelTaskRequest(id=task_id))
+        answered = time.time()
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
         assert time.monotonic() - asked < 5
-        # the provider's call is closed too (DESIGN §13): nobody pays for the answer
+        # the provider's call is closed too (DESIGN §13): nobody pays for the answer;
+        # the turn's CLI let go of it by the time the cancel was answered
         wait_for(lambda: workspace.llm.disconnects, timeout=10)
-        assert workspace.llm.disconnects[0] - asked_at < 1.0 + (time.monotonic() - asked)
+        assert workspace.llm.disconnects[0] - answered < 1.0
         # interrupted: no further LLM call, though the kept-alive CLI is still there
         before = len(workspace.llm.requests)
         await anyio.sleep(2)
@@ -339,14 +346,8 @@ async def test_a_cli_killed_mid_call_closes_the_providers_call_within_a_second(
     workspace: Workspace,
 ) -> None:
     process = workspace.start()
-    workspace.llm.delay = 60
-    context = str(uuid.uuid4())
-    request = message("take your time", context)
-    request.configuration.CopyFrom(SendMessageConfiguration(return_immediately=True))
     async with client(workspace.url) as agent:
-        events = [event async for event in agent.send_message(request)]
-        task_id = final_task(events).id
-        wait_for(lambda: workspace.llm.in_flight >= 1, timeout=30)
+        task_id = await slow_turn(workspace, agent, str(uuid.uuid4()))
         calls = len(workspace.llm.requests)
         [cli] = cli_children(process)
         os.kill(cli, signal.SIGKILL)
