@@ -128,6 +128,19 @@ def upstream_headers(headers: list[tuple[str, str]], auth: str, credential: str)
     return out
 
 
+def _authorized(request: Request, token: str) -> bool:
+    """The request presents the gateway's token (bearer or ``x-api-key``), compared in
+    constant time."""
+    given = request.headers.get("authorization", "")
+    scheme, _, presented = given.partition(" ")
+    if scheme.lower() != "bearer":
+        presented = request.headers.get("x-api-key", "")
+    try:
+        return hmac.compare_digest(presented.encode(), token.encode())
+    except (TypeError, UnicodeEncodeError):
+        return False
+
+
 def _route(scope: Mapping[str, Any]) -> str | None:
     """The allowed route a request names, from its raw path: a percent-encoded path
     (``%2e%2e/``, ``%2F``) is never one, so it cannot leave the base URL's prefix."""
@@ -320,7 +333,7 @@ class Gateway:
     def _refusal(self, request: Request) -> Response | None:
         """Why a request is not forwarded at all: no gateway token, a route the CLI does
         not need, no credential. Nothing refused here reaches the upstream."""
-        if not self._authorized(request):
+        if not _authorized(request, self.token):
             self.refused += 1
             log.warning("LLM gateway: a request without the gateway's token was refused")
             return _error(401, "the LLM gateway's token is required", "authentication_error")
@@ -342,16 +355,6 @@ class Gateway:
         if plan is None or plan.arm is None or _credential(plan) is None:
             return _error(503, "no LLM credential is configured for this workspace")
         return None
-
-    def _authorized(self, request: Request) -> bool:
-        given = request.headers.get("authorization", "")
-        scheme, _, presented = given.partition(" ")
-        if scheme.lower() != "bearer":
-            presented = request.headers.get("x-api-key", "")
-        try:
-            return hmac.compare_digest(presented.encode(), self.token.encode())
-        except (TypeError, UnicodeEncodeError):
-            return False
 
     async def _exchange(self, request: Request, body: bytes, send: Any) -> None:
         """Forward one request and relay its answer to ``send``. Cancelled when the
