@@ -123,6 +123,7 @@ def distinct_colours(png: bytes) -> int:
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt install chromium)")
+@pytest.mark.timeout(180)  # a browser, the sandbox and a real turn: more than the usual 60 s
 def test_the_page_shows_the_workspace_answers_a_message_and_shows_a_refused_key(
     sandbox: tuple[str, Path, list[str]], tmp_path: Path
 ) -> None:
