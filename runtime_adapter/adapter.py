@@ -240,6 +240,10 @@ class BaseAdapter:
             },
         ) as current:
             try:
+                if type(self).probe is BaseAdapter.probe and ctx.plan.probe_model:
+                    # the SDK's import (most of a second, far more on a busy machine) is
+                    # not the network exchange the deadline bounds: it comes first
+                    await anyio.to_thread.run_sync(importlib.import_module, "anthropic")
                 with anyio.fail_after(PROBE_TIMEOUT + 2):
                     await self.probe(ctx)
             except Exception as error:  # any failure is reported, never raised

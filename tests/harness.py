@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -55,6 +57,26 @@ class Process:
     def stop_and_output(self) -> str:
         self.stop()
         return self.output
+
+    def shutdown_seconds(self) -> float:
+        """SIGTERM -> "stopped" as the runtime's own JSON log stamps them: the shutdown's
+        own time, which a busy machine does not stretch by the interpreter's exit (or a
+        coverage write) around it. The wall-clock time when the log has no such lines."""
+        stamps: dict[str, datetime] = {}
+        for line in self.output.splitlines():
+            if not line.startswith("{"):
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            said = str(entry.get("msg", ""))
+            for key, start in (("signal", "received SIG"), ("stopped", "stopped")):
+                if said.startswith(start) and "ts" in entry and key not in stamps:
+                    stamps[key] = datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00"))
+        if len(stamps) < 2:
+            return self.stopped_in
+        return (stamps["stopped"] - stamps["signal"]).total_seconds()
 
     def stop(self) -> int:
         if self.stopped:

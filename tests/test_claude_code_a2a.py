@@ -124,11 +124,11 @@ class Workspace:
         )
         self.processes.append(process)
         beats = len(self.emulator.calls_to("/registry/heartbeat"))
-        wait_for(lambda: len(self.emulator.calls_to("/registry/heartbeat")) > beats, timeout=30)
+        wait_for(lambda: len(self.emulator.calls_to("/registry/heartbeat")) > beats, timeout=60)
         wait_for(lambda: process.get("/health") is not None, timeout=10)
         # the probe runs beside the boot (an import of ~1 s): a test that changes the
         # fake's answers next must not race it
-        wait_for(lambda: self.llm.requests and self.llm.in_flight == 0, timeout=30)
+        wait_for(lambda: self.llm.requests and self.llm.in_flight == 0, timeout=60)
         return process
 
     @property
@@ -147,7 +147,7 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
         yield world
         for process in world.processes:
             assert process.stop() == 0, process.output[-3000:]
-            assert process.stopped_in < 10
+            assert process.shutdown_seconds() < 10
             assert KEY not in process.output
         assert not leftover_clis(world.root), "a CLI process outlived the runtime"
 
@@ -357,8 +357,10 @@ async def test_a_cli_killed_mid_call_closes_the_providers_call_within_a_second(
         got = await _ended(agent, task_id)
     assert got.status.state == TaskState.TASK_STATE_FAILED  # never dressed as an answer
     assert len(workspace.llm.requests) == calls  # no further call of that turn
-    # neither a success nor an error: an abandoned call is no news about the key
-    assert workspace.view().get("runtime_state") == ""
+    # neither a success nor an error: an abandoned call is no news about the key (the
+    # gateway's errors carry the HTTP status it saw; a CLI that died is the template's)
+    detail = workspace.view().get("last_sample_error_detail") or {}
+    assert detail.get("status") is None, detail
 
 
 async def _ended(agent: Any, task_id: str, within: float = 30.0) -> Task:
@@ -574,7 +576,7 @@ async def test_stop_cancels_running_turns_and_leaves_no_cli_behind(workspace: Wo
         [event async for event in agent.send_message(request)]
     wait_for(lambda: leftover_clis(workspace.root), timeout=30)
     assert process.stop() == 0
-    assert process.stopped_in < 10
+    assert process.shutdown_seconds() < 10
     assert leftover_clis(workspace.root) == []
 
 

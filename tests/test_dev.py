@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import sys
 
@@ -11,22 +12,35 @@ import pytest
 
 from .conftest import clean_env
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
-def dev(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runtime_adapter", "dev", *args],
+def dev(*args: str, until: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``runtime-adapter dev`` until its output has a line with ``until`` (then Ctrl-C,
+    as a user stops it), or its own 90 s: the test waits on what it checks, never on a
+    duration a busy machine could overrun."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runtime_adapter", "dev", "--duration", "90", *args],
         env={**clean_env(), **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
-        check=False,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if until in line:
+            break
+    process.send_signal(signal.SIGINT)
+    rest, errors = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, "".join(lines) + rest, errors
     )
 
 
 def test_dev_shows_the_workspace_online() -> None:
-    done = dev("--duration", "10")
+    done = dev(until="sample A2A message")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "status online" in done.stdout
     final = next(line for line in done.stdout.splitlines() if line.startswith("final: "))
@@ -47,8 +61,7 @@ def test_dev_shows_the_workspace_online() -> None:
 
 def test_dev_is_sealed_from_the_shell() -> None:
     done = dev(
-        "--duration",
-        "8",
+        until="sample A2A message",
         MODEL_PROVIDER="zai",
         MINIMAX_API_KEY="sk-a-real-looking-key-0123456789",
         ANTHROPIC_BASE_URL="https://api.anthropic.com",
@@ -59,13 +72,13 @@ def test_dev_is_sealed_from_the_shell() -> None:
 
 
 def test_dev_passes_what_it_is_told_to() -> None:
-    done = dev("--duration", "6", "--env", "MODEL_PROVIDER=nonesuch")
+    done = dev("--env", "MODEL_PROVIDER=nonesuch", until="config_error")
     assert "passed: MODEL_PROVIDER" in done.stdout
     assert "config_error" in done.stdout  # the unknown provider reached the runtime
 
 
 def test_dev_refuse_key_shows_auth_failed() -> None:
-    done = dev("--duration", "6", "--refuse-key")
+    done = dev("--refuse-key", until="  hint ")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "status degraded" in done.stdout
     assert "runtime_state wedged" in done.stdout
