@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -183,6 +184,18 @@ def _poll_sample(emulator: PlatformEmulator, workspace_id: str, out: TextIO) -> 
     return "no reply within 120 s"
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM is Ctrl-C for the sandbox (a background ``dev``, where Ctrl-C cannot reach
+    and a shell may even ignore SIGINT): the loop ends and the runtime is stopped, not
+    left behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_dev(
     *,
     volume: Path | None,
@@ -301,6 +314,7 @@ def run_dev(
                 stderr=subprocess.STDOUT,
             )
             started = time.monotonic()
+            _stop_on_sigterm()  # a `kill` stops it like Ctrl-C: the runtime is stopped too
             last: _Shown | None = None
             health: dict[str, Any] | None = None
             said_hello = False

@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 def dev(*args: str, until: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``runtime-adapter dev`` until its output has a line with ``until`` (then Ctrl-C,
-    as a user stops it), or its own 90 s: the test waits on what it checks, never on a
+    """``runtime-adapter dev`` until its output has a line with ``until`` (then SIGTERM,
+    as a background dev is stopped), or its own 90 s: the test waits on what it checks, never on a
     duration a busy machine could overrun."""
     process = subprocess.Popen(
         [sys.executable, "-m", "runtime_adapter", "dev", "--duration", "90", *args],
@@ -32,7 +32,7 @@ def dev(*args: str, until: str, **env: str) -> subprocess.CompletedProcess[str]:
         lines.append(line)
         if until in line:
             break
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGTERM)
     rest, errors = process.communicate(timeout=30)
     return subprocess.CompletedProcess(
         process.args, process.returncode, "".join(lines) + rest, errors

@@ -59,7 +59,7 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     try:
         yield page, workdir, lines
     finally:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=30)
         lines.append(out)
         assert process.returncode == 0, "".join(lines)[-3000:]
