@@ -93,8 +93,8 @@ class Runtime:
             settings, environ, health=self.health, status=self.status, state=self.state,
             gateway=self.gateway, token=lambda: self.link.tokens.token,
             tracing=BootTracing(settings.workspace_id, REDACTOR), work=self.work,
+            started=started,
         )  # fmt: skip
-        self.workspace.started = started
         self.serving = Serving(
             self.state, self.health, host=host, platform_url=settings.platform_url,
             drain_until=drain,

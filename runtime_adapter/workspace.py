@@ -79,6 +79,7 @@ class Workspace:
         token: Callable[[], str | None],
         tracing: BootTracing,
         work: BootWork,
+        started: float | None = None,
     ) -> None:
         self.settings, self.environ = settings, dict(environ)
         self.health, self.status, self.state = health, status, state
@@ -92,7 +93,7 @@ class Workspace:
         self.error = ""  # why the last boot failed, redacted
         self.last: Boot | None = None
         self.read: tuple[tuple[str, int, int], ...] | None = None  # what the boot read
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # one uptime
 
     def enter(self, phase: Phase) -> None:
         if phase not in _ALLOWED[self.phase]:
