@@ -91,15 +91,18 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
             file=file,
             line=text.count("\n", 0, offset) + 1,
         )
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         try:
             node = loader.get_single_node()
-        except RecursionError:
+        except _TooDeep as exc:
             raise error(
-                f"{file} is nested too deeply to be configuration",
-                hint=f"keep it under {MAX_YAML_DEPTH} levels",
+                f"{file} is nested too deeply to be configuration (more than "
+                f"{MAX_YAML_DEPTH} levels)",
+                hint="flatten it: configuration does not need this depth",
                 file=file,
+                line=exc.mark.line + 1,
+                column=exc.mark.column + 1,
             ) from None
         if node is not None:
             _check_expanded_size(node, file, error)
@@ -132,6 +135,29 @@ def parse_yaml(raw: bytes, file: Path, error: ErrorFactory) -> Document:
     if node is not None:
         _record(node, (), document, set(), error)
     return document
+
+
+class _TooDeep(Exception):
+    def __init__(self, mark: yaml.Mark) -> None:
+        self.mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, refusing a collection deeper than ``MAX_YAML_DEPTH`` as soon as
+    it opens. The composer pulls tokens lazily, so a hostile ``[[[[...`` stops after
+    its first 65 brackets: PyYAML's scanner is quadratic in the flow depth, and its
+    recursive composer would otherwise run to a RecursionError (seconds of CPU)."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                raise _TooDeep(self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _check_expanded_size(root: yaml.Node, file: Path, error: ErrorFactory) -> None:

@@ -122,6 +122,28 @@ def test_alias_bomb_is_refused_before_it_expands(volume: WriteVolume) -> None:
     assert caught.value.line is not None
 
 
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("model: m\nx: " + "[" * 100_000 + "]" * 100_000 + "\n", (2, 67)),
+        (
+            "model: m\n" + "".join("  " * i + f"k{i}:\n" for i in range(70)) + "  " * 70 + "v\n",
+            (65, 127),
+        ),
+    ],
+    ids=["flow", "block"],
+)
+def test_deep_nesting_is_refused_where_it_passes_the_limit(
+    volume: WriteVolume, text: str, at: tuple[int, int]
+) -> None:
+    """Refused at the 65th level as it is read (not by running the parser into a
+    RecursionError, which took seconds of CPU for 3,000 brackets): line and column."""
+    with pytest.raises(VolumeError) as caught:
+        load_config(volume(text))
+    assert "nested too deeply" in caught.value.message
+    assert (caught.value.line, caught.value.column) == at
+
+
 def test_a_few_aliases_are_fine(volume: WriteVolume) -> None:
     config = load_config(volume("base: &b [x, y]\nmore: [*b, *b]\nmodel: m\n"))
     assert config.model == "m"
