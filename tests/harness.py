@@ -84,8 +84,27 @@ class Process:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        out, _ = self.popen.communicate(timeout=15)
+        try:
+            out, _ = self.popen.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.output, _ = self.popen.communicate()
+            self.stopped = True
+            raise AssertionError(
+                "the runtime did not exit within 15 s of SIGTERM; its last lines:\n"
+                + "\n".join(self.output.splitlines()[-25:])
+            ) from None
         self.stopped_in = time.monotonic() - started
         self.output = out
         self.stopped = True
         return self.popen.returncode
+
+    def stopped_within(self, seconds: float) -> bool:
+        """``shutdown_seconds() < seconds``, or an assertion naming the shutdown's log."""
+        took = self.shutdown_seconds()
+        if took >= seconds:
+            lines = self.output.splitlines()
+            start = next((i for i, line in enumerate(lines) if "received SIG" in line), 0)
+            shown = "\n".join(lines[start : start + 40])
+            raise AssertionError(f"the shutdown took {took:.2f} s (>= {seconds}):\n{shown}")
+        return True

@@ -49,18 +49,26 @@ from runtime_adapter.testing import serve_in_thread
 
 from .harness import KEY, WS, wait_for
 from .test_claude_code_a2a import (
+    CLI_TESTS_TIMEOUT,
     Workspace,
     answer_text,
     cli_children,
     final_task,
     message,
     turns,
-    workspace,  # the fixture
+    world_at,
 )
 
-__all__ = ["workspace"]
+pytestmark = [pytest.mark.slow, CLI_TESTS_TIMEOUT]
 
-pytestmark = [pytest.mark.slow]
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """Coverage measures these runtimes: what they check (callers' auth, the task
+    store, push) is the runtime's own contract (DESIGN §12)."""
+    with world_at(tmp_path, measured=True) as world:
+        yield world
+
 
 ALICE, BOB = "alice-token-0b1e5c7d9f", "bob-token-77aa3c1e20"
 

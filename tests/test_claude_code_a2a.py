@@ -17,7 +17,7 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,14 @@ from .harness import KEY, WS, Process, wait_for
 from .test_claude_cli import CLI
 from .test_claude_code_template import TEMPLATE
 
+# the hang guard, not a speed bound: a test here boots a runtime (twice for a restart)
+# and runs real CLI turns, and a cold or busy machine took 49 s for one before its
+# teardown's SIGTERM (a first run after a fresh clone, 3 workers on 2 cores)
+CLI_TESTS_TIMEOUT = pytest.mark.timeout(120)
+
 pytestmark = [
     pytest.mark.slow,
+    CLI_TESTS_TIMEOUT,
     pytest.mark.anyio,
     pytest.mark.skipif(CLI is None, reason="needs claude-agent-sdk with its bundled CLI"),
 ]
@@ -74,6 +80,12 @@ class Workspace:
     llm_url: str
     root: Path
     processes: list[Process] = field(default_factory=list)
+    # Whether coverage measures the runtimes started here. These tests are about the
+    # template and the real CLI; the runtime code they run is measured by the
+    # runtime's own tests, and coverage's tracer makes each of these ~60 runtimes
+    # import ~60 % slower (5.0 -> 8.2 s of CPU for a boot: anthropic, a2a-sdk,
+    # claude-agent-sdk). Set for tests of the runtime's own contracts (test_a2a_trust).
+    measured: bool = False
 
     def start(
         self,
@@ -118,6 +130,7 @@ class Workspace:
                 "MINIMAX_BASE_URL": self.llm_url + "/anthropic",
                 "HEARTBEAT_INTERVAL_SECONDS": "1",
                 "LOG_FORMAT": "json",
+                **({} if self.measured else {"COVERAGE_PROCESS_CONFIG": ""}),
                 **env,
             },
             port,
@@ -139,17 +152,25 @@ class Workspace:
         return self.emulator.view(WS) or {}
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Iterator[Workspace]:
+@contextmanager
+def world_at(root: Path, *, measured: bool = False) -> Iterator[Workspace]:
+    """The emulator and the fake LLM on sockets, and after the test: every runtime
+    stops on SIGTERM within 10 s, printed no key, and left no CLI behind."""
     emulator, llm = PlatformEmulator(), FakeLLM(reply="pong from the fake LLM")
     with serve_in_thread(emulator.app) as platform_url, serve_in_thread(llm.app) as llm_url:
-        world = Workspace(emulator, platform_url, llm, llm_url, tmp_path)
+        world = Workspace(emulator, platform_url, llm, llm_url, root, measured=measured)
         yield world
         for process in world.processes:
             assert process.stop() == 0, process.output[-3000:]
-            assert process.shutdown_seconds() < 10
+            assert process.stopped_within(10)
             assert KEY not in process.output
         assert not leftover_clis(world.root), "a CLI process outlived the runtime"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    with world_at(tmp_path) as world:
+        yield world
 
 
 def cli_children(process: Process) -> list[int]:
@@ -576,7 +597,7 @@ async def test_stop_cancels_running_turns_and_leaves_no_cli_behind(workspace: Wo
         [event async for event in agent.send_message(request)]
     wait_for(lambda: leftover_clis(workspace.root), timeout=30)
     assert process.stop() == 0
-    assert process.shutdown_seconds() < 10
+    assert process.stopped_within(10)
     assert leftover_clis(workspace.root) == []
 
 

@@ -18,11 +18,11 @@ from runtime_adapter import fingerprint
 from runtime_adapter.testing import last_user_text
 
 from .harness import WS, Process, wait_for
-from .test_claude_code_a2a import Workspace, workspace
+from .test_claude_code_a2a import CLI_TESTS_TIMEOUT, Workspace, workspace
 
 __all__ = ["workspace"]
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, CLI_TESTS_TIMEOUT]
 
 PEER = "ws-peer-0001"
 

@@ -73,7 +73,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         for process in world.processes:
             code = process.stop()
             assert code == 0, process.output[-3000:]
-            assert process.shutdown_seconds() < 10
+            assert process.stopped_within(10)
             check_output(process, emulator)
         check_token(configs, emulator)
 

@@ -123,7 +123,7 @@ def test_sigterm_during_a_slow_register(world: World) -> None:
     process = world.launch()
     time.sleep(2.5)
     assert process.stop() == 0
-    assert process.shutdown_seconds() < 10
+    assert process.stopped_within(10)
     lines = [json.loads(line) for line in process.output.splitlines() if line.startswith("{")]
     when = {
         key: datetime.fromisoformat(next(e["ts"] for e in lines if e["msg"].startswith(said)))
