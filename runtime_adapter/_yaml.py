@@ -144,11 +144,18 @@ class _TooDeep(Exception):
 
 class _Loader(yaml.SafeLoader):
     """The safe loader, refusing a collection deeper than ``MAX_YAML_DEPTH`` as soon as
-    it opens. The composer pulls tokens lazily, so a hostile ``[[[[...`` stops after
-    its first 65 brackets: PyYAML's scanner is quadratic in the flow depth, and its
+    it opens (the composer pulls tokens lazily; the scanner's own look-ahead is cut at
+    the same depth): PyYAML's scanner is quadratic in the flow depth, and its
     recursive composer would otherwise run to a RecursionError (seconds of CPU)."""
 
     depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass: type) -> None:
+        # the scanner looks ahead up to 1,024 characters for a simple key, keeping one
+        # per flow level: stopped here, ``[[[[...`` costs 65 brackets, not a million steps
+        if self.flow_level > MAX_YAML_DEPTH:
+            raise _TooDeep(self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1

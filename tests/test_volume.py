@@ -125,7 +125,7 @@ def test_alias_bomb_is_refused_before_it_expands(volume: WriteVolume) -> None:
 @pytest.mark.parametrize(
     ("text", "at"),
     [
-        ("model: m\nx: " + "[" * 100_000 + "]" * 100_000 + "\n", (2, 67)),
+        ("model: m\nx: " + "[" * 100_000 + "]" * 100_000 + "\n", (2, 69)),
         (
             "model: m\n" + "".join("  " * i + f"k{i}:\n" for i in range(70)) + "  " * 70 + "v\n",
             (65, 127),
