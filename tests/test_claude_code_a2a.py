@@ -84,7 +84,7 @@ class Workspace:
     # template and the real CLI; the runtime code they run is measured by the
     # runtime's own tests, and coverage's tracer makes each of these ~60 runtimes
     # import ~60 % slower (5.0 -> 8.2 s of CPU for a boot: anthropic, a2a-sdk,
-    # claude-agent-sdk). Set for tests of the runtime's own contracts (test_a2a_trust).
+    # claude-agent-sdk). Set for tests of the runtime's own contracts (test_a2a_trust, test_poll_claude_code).
     measured: bool = False
 
     def start(

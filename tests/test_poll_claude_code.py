@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import stat
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,13 +20,19 @@ from runtime_adapter import fingerprint
 from runtime_adapter.testing import last_user_text
 
 from .harness import WS, Process, wait_for
-from .test_claude_code_a2a import CLI_TESTS_TIMEOUT, Workspace, workspace
-
-__all__ = ["workspace"]
+from .test_claude_code_a2a import CLI_TESTS_TIMEOUT, Workspace, world_at
 
 pytestmark = [pytest.mark.slow, CLI_TESTS_TIMEOUT]
 
 PEER = "ws-peer-0001"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Iterator[Workspace]:
+    """Coverage measures these runtimes: poll delivery is the runtime's own contract
+    (DESIGN §14), and the activity fetch's cursor paths run only here."""
+    with world_at(tmp_path, measured=True) as world:
+        yield world
 
 
 def start_polling(world: Workspace, **env: str) -> Process:
