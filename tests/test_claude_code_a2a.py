@@ -82,9 +82,10 @@ class Workspace:
     processes: list[Process] = field(default_factory=list)
     # Whether coverage measures the runtimes started here. These tests are about the
     # template and the real CLI; the runtime code they run is measured by the
-    # runtime's own tests, and coverage's tracer makes each of these ~60 runtimes
-    # import ~60 % slower (5.0 -> 8.2 s of CPU for a boot: anthropic, a2a-sdk,
-    # claude-agent-sdk). Set for tests of the runtime's own contracts (test_a2a_trust, test_poll_claude_code).
+    # runtime's own tests, and coverage's tracer makes each boot (the imports of
+    # anthropic, a2a-sdk and claude-agent-sdk) cost 8.2 s of CPU instead of 5.0: this
+    # module alone went from 5 min 16 s of CPU to 3 min 17 s. Set for the runtime's
+    # own contracts: callers and tasks (test_a2a_trust), poll (test_poll_claude_code).
     measured: bool = False
 
     def start(
