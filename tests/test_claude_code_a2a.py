@@ -803,6 +803,7 @@ async def test_a_reply_without_an_llm_call_leaves_a_refused_key_reported(
     workspace: Workspace, gateway: str
 ) -> None:
     workspace.llm.refuse_key = True
+    workspace.measured = gateway == "off"  # a boot without the gateway: measured here
     workspace.start(LLM_GATEWAY=gateway)
 
     def refused() -> bool:
@@ -828,6 +829,7 @@ async def test_a_task_that_reaches_max_turns_fails_alone(
         if body.get("stream")
         else "a title"
     )
+    workspace.measured = gateway == "off"  # a boot without the gateway: measured here
     workspace.start(max_turns=1, permission_mode="bypassPermissions", LLM_GATEWAY=gateway)
     beats = len(workspace.emulator.calls_to("/registry/heartbeat"))
     task = final_task(await send(workspace.url, "loop forever", str(uuid.uuid4())))
