@@ -38,6 +38,25 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _coverage_of_subprocesses(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test marked ``unmeasured`` starts its processes without coverage.
+
+    Coverage (``patch = ["subprocess"]``) starts in every child whose environment holds
+    ``COVERAGE_PROCESS_CONFIG``; its tracer makes a runtime's boot (mostly imports of
+    anthropic, a2a-sdk and claude-agent-sdk) cost 1.5 to 2 times the CPU. The mark goes
+    on a test whose processes run no line of ``runtime_adapter`` that other tests do not
+    also run measured (found per process, see the ``unmeasured`` marker in pyproject),
+    so the report is the same and the suite spends its CPU on tests, not on tracing.
+    ``measured`` on a test (or a parameter) undoes its module's ``unmeasured``.
+    """
+    node = request.node
+    if node.get_closest_marker("unmeasured") and not node.get_closest_marker("measured"):
+        monkeypatch.setenv("COVERAGE_PROCESS_CONFIG", "")
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

@@ -62,6 +62,9 @@ pytestmark = [
     pytest.mark.slow,
     CLI_TESTS_TIMEOUT,
     pytest.mark.anyio,
+    # about the template and the real CLI: the runtime code they run is measured in
+    # the runtime's own tests (the one boot only this module makes is marked measured)
+    pytest.mark.unmeasured,
     pytest.mark.skipif(CLI is None, reason="needs claude-agent-sdk with its bundled CLI"),
 ]
 
@@ -80,13 +83,6 @@ class Workspace:
     llm_url: str
     root: Path
     processes: list[Process] = field(default_factory=list)
-    # Whether coverage measures the runtimes started here. These tests are about the
-    # template and the real CLI; the runtime code they run is measured by the
-    # runtime's own tests, and coverage's tracer makes each boot (the imports of
-    # anthropic, a2a-sdk and claude-agent-sdk) cost 8.2 s of CPU instead of 5.0: this
-    # module alone went from 5 min 16 s of CPU to 3 min 17 s. Set for the runtime's
-    # own contracts: callers and tasks (test_a2a_trust), poll (test_poll_claude_code).
-    measured: bool = False
 
     def start(
         self,
@@ -131,7 +127,6 @@ class Workspace:
                 "MINIMAX_BASE_URL": self.llm_url + "/anthropic",
                 "HEARTBEAT_INTERVAL_SECONDS": "1",
                 "LOG_FORMAT": "json",
-                **({} if self.measured else {"COVERAGE_PROCESS_CONFIG": ""}),
                 **env,
             },
             port,
@@ -154,12 +149,12 @@ class Workspace:
 
 
 @contextmanager
-def world_at(root: Path, *, measured: bool = False) -> Iterator[Workspace]:
+def world_at(root: Path) -> Iterator[Workspace]:
     """The emulator and the fake LLM on sockets, and after the test: every runtime
     stops on SIGTERM within 10 s, printed no key, and left no CLI behind."""
     emulator, llm = PlatformEmulator(), FakeLLM(reply="pong from the fake LLM")
     with serve_in_thread(emulator.app) as platform_url, serve_in_thread(llm.app) as llm_url:
-        world = Workspace(emulator, platform_url, llm, llm_url, root, measured=measured)
+        world = Workspace(emulator, platform_url, llm, llm_url, root)
         yield world
         for process in world.processes:
             assert process.stop() == 0, process.output[-3000:]
@@ -798,12 +793,12 @@ async def test_a_refused_key_on_a_turn_is_auth_failed_from_the_call_within_a_sec
     assert call.time - refused.time < 1.0
 
 
-@pytest.mark.parametrize("gateway", ["on", "off"])
+# the boot without the gateway with this template: measured (what only it runs)
+@pytest.mark.parametrize("gateway", ["on", pytest.param("off", marks=pytest.mark.measured)])
 async def test_a_reply_without_an_llm_call_leaves_a_refused_key_reported(
     workspace: Workspace, gateway: str
 ) -> None:
     workspace.llm.refuse_key = True
-    workspace.measured = gateway == "off"  # a boot without the gateway: measured here
     workspace.start(LLM_GATEWAY=gateway)
 
     def refused() -> bool:
@@ -829,7 +824,6 @@ async def test_a_task_that_reaches_max_turns_fails_alone(
         if body.get("stream")
         else "a title"
     )
-    workspace.measured = gateway == "off"  # a boot without the gateway: measured here
     workspace.start(max_turns=1, permission_mode="bypassPermissions", LLM_GATEWAY=gateway)
     beats = len(workspace.emulator.calls_to("/registry/heartbeat"))
     task = final_task(await send(workspace.url, "loop forever", str(uuid.uuid4())))

@@ -103,6 +103,7 @@ def test_the_template_conforms() -> None:
     anyio.run(check_adapter, ClaudeCodeAdapter)
 
 
+@pytest.mark.unmeasured
 def test_message_send_and_send_message_reach_the_real_cli_and_come_back(
     runtime: tuple[Process, PlatformEmulator, FakeLLM],
 ) -> None:

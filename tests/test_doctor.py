@@ -66,6 +66,7 @@ def base_env(root: Path, services: tuple[FakeLLM, str, str]) -> dict[str, str]:
     }
 
 
+@pytest.mark.unmeasured
 def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, str]) -> None:
     done = doctor(base_env(volume("model: MiniMax-M2\n"), services), "--json")
     report = json.loads(done.stdout)
@@ -80,6 +81,7 @@ def test_everything_passes(volume: WriteVolume, services: tuple[FakeLLM, str, st
     assert fingerprint(KEY) in report["checks"][3]["detail"]
 
 
+@pytest.mark.unmeasured
 def test_a_refused_key_fails_the_probe_with_a_remedy(
     volume: WriteVolume, services: tuple[FakeLLM, str, str]
 ) -> None:

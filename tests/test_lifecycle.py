@@ -126,6 +126,7 @@ def test_happy_path_online_with_authenticated_card_bearing_beats(
     )
 
 
+@pytest.mark.unmeasured
 def test_refused_key_is_reported_wedged_within_seconds(
     start: Callable[..., Process], platform: tuple[PlatformEmulator, str], llm: tuple[FakeLLM, str]
 ) -> None:
@@ -163,6 +164,7 @@ def test_refused_key_recovers_by_itself_when_the_provider_accepts_it_again(
     assert (state["status"], state["last_sample_error"]) == ("online", "")
 
 
+@pytest.mark.unmeasured
 def test_contradiction_fails_boot_then_fixing_volume_and_secret_recovers(
     start: Callable[..., Process], platform: tuple[PlatformEmulator, str], tmp_path: Path
 ) -> None:

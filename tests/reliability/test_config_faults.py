@@ -74,6 +74,7 @@ def test_bad_config_volume_is_reported_and_the_process_stays_up(
     assert process.alive()
 
 
+@pytest.mark.unmeasured
 def test_volume_filled_late_boots_normally(world: World) -> None:
     process = world.launch(config=None, CONFIG_GRACE_SECONDS="15")
     time.sleep(2)

@@ -45,6 +45,7 @@ def test_a_register_answer_that_does_not_decode_does_not_end_run(world: World) -
     wait_for(lambda: world.view().get("status") == "online")
 
 
+@pytest.mark.unmeasured
 def test_a_heartbeat_answer_that_does_not_decode_is_backed_off(world: World) -> None:
     process = world.launch()
     wait_for(lambda: 200 in beats(world))
@@ -58,6 +59,7 @@ def test_a_heartbeat_answer_that_does_not_decode_is_backed_off(world: World) -> 
     assert process.alive()
 
 
+@pytest.mark.unmeasured
 def test_a_dripping_platform_cannot_hold_a_beat_past_the_total_deadline(world: World) -> None:
     process = world.launch(HEARTBEAT_INTERVAL_SECONDS="1")
     wait_for(lambda: 200 in beats(world))
@@ -89,6 +91,7 @@ def test_a_failing_skills_callback_gives_a_minimal_card_not_a_dead_process(
     assert card["name"]  # a minimal card, not nothing
 
 
+@pytest.mark.unmeasured
 def test_a_refused_register_stays_reported_through_heartbeat_failures(world: World) -> None:
     world.emulator.provision(WS, token_path=world.configs / ".auth_token")
     world.emulator.fail_next("/registry/register", 100, status=400)

@@ -46,6 +46,7 @@ def test_platform_down_at_boot(world: World) -> None:
     assert process.alive()
 
 
+@pytest.mark.unmeasured
 def test_5xx_burst(world: World) -> None:
     process = world.launch()
     wait_for(lambda: beats(world, 200))
@@ -55,6 +56,7 @@ def test_5xx_burst(world: World) -> None:
     assert online(world)
 
 
+@pytest.mark.unmeasured
 def test_429_with_retry_after_is_honoured(world: World) -> None:
     world.launch()
     wait_for(lambda: beats(world, 200))
@@ -65,6 +67,7 @@ def test_429_with_retry_after_is_honoured(world: World) -> None:
     assert calls[limited + 1].time - calls[limited].time >= 3.0
 
 
+@pytest.mark.unmeasured
 def test_dropped_connections(world: World) -> None:
     process = world.launch()
     wait_for(lambda: beats(world, 200))
@@ -100,6 +103,7 @@ def test_register_refused(world: World) -> None:
     assert world.emulator.calls_to("/registry/update-card")
 
 
+@pytest.mark.unmeasured
 def test_workspace_forgotten_by_a_platform_restart(world: World) -> None:
     world.launch()
     wait_for(lambda: len(beats(world, 200)) >= 2)
