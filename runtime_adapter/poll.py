@@ -63,6 +63,10 @@ _SEND_METHODS = {
     "SendStreamingMessage": "SendMessage",
 }
 _DISPATCH_SECONDS = 3600.0  # an in-process turn: the adapter's own turn_timeout is shorter
+# a reply's POST under way when the shutdown comes gets this long to be answered: cut in
+# the middle, the platform may have taken it while the cursor still holds it as pending,
+# and the next process would send it again
+_SEND_GRACE = 1.5
 
 
 @dataclass
@@ -308,6 +312,7 @@ class PollLoop:
     _pruned: bool = False
     _scope: anyio.CancelScope | None = None
     _stopping: bool = False
+    _sending: set[anyio.CancelScope] = field(default_factory=set)
 
     async def run(self) -> None:
         await anyio.to_thread.run_sync(self.cursor.load)
@@ -320,12 +325,19 @@ class PollLoop:
 
     async def stop(self) -> None:
         """Stop pulling and abandon the rows in flight (not done: the next process runs
-        them); the cursor is saved as it stands."""
+        them), but a reply's POST under way gets ``_SEND_GRACE`` seconds to be answered
+        and recorded; then the cursor is saved as it stands."""
         self._stopping = True
+        deadline = anyio.current_time() + _SEND_GRACE
+        for sending in self._sending:
+            sending.deadline = min(sending.deadline, deadline)
         if self._scope is not None:
             self._scope.cancel()
-        with anyio.CancelScope(shield=True), anyio.move_on_after(2):
-            await anyio.to_thread.run_sync(self.cursor.save)
+        with anyio.CancelScope(shield=True):
+            while self._sending and anyio.current_time() < deadline:  # noqa: ASYNC110
+                await anyio.sleep(0.02)
+            with anyio.move_on_after(2):
+                await anyio.to_thread.run_sync(self.cursor.save)
 
     # -- pulling ------------------------------------------------------------------------
 
@@ -456,8 +468,8 @@ class PollLoop:
         reply = reply_of(row.request, response, row.source_id)
         self.cursor.pending[row.id] = reply  # before it is sent: a restart sends, not runs
         await anyio.to_thread.run_sync(self.cursor.save)
-        await self._send(row.id, reply)
-        await self._done(row)
+        if await self._send(row.id, reply):
+            await self._done(row)
 
     async def _answer(self, request: dict[str, Any], caller: str) -> dict[str, Any]:
         """The request's final answer: a task still running when the send returned (a
@@ -477,27 +489,44 @@ class PollLoop:
     async def _send_pending(self) -> None:
         for row_id, reply in list(self.cursor.pending.items()):
             log.info("poll: sending the reply to row %s a previous process did not send", row_id)
-            await self._send(row_id, reply)
+            if not await self._send(row_id, reply):
+                return  # cut by the shutdown: still pending
             self.cursor.pending.pop(row_id, None)
             self.cursor.remember(row_id)
         await anyio.to_thread.run_sync(self.cursor.save)
 
-    async def _send(self, row_id: str, reply: Reply) -> None:
+    async def _send(self, row_id: str, reply: Reply) -> bool:
         """The reply through the platform, retried with backoff until it is taken (or
-        refused for good: a 4xx other than 401/404/408/429 is logged and dropped)."""
+        refused for good: a 4xx other than 401/404/408/429 is logged and dropped); False
+        when the shutdown cut it (it stays pending: the next process sends it).
+
+        Each attempt is shielded from the loop's cancel and bounded by the client's own
+        deadline, or by ``stop`` (``_SEND_GRACE``): a POST the platform may have taken
+        is not abandoned half-way (it would be sent again), and the loop's backoff
+        between attempts is where a cancel stops it."""
         failures = 0
         while True:
             try:
-                if reply.to:
-                    await self.client.reply_to_peer(reply.to, _peer_message(reply, row_id))
-                else:
-                    await self.client.notify(reply.text)
-                return
+                with anyio.CancelScope(shield=True) as sending:
+                    if self._stopping:
+                        sending.deadline = anyio.current_time() + _SEND_GRACE
+                    self._sending.add(sending)
+                    try:
+                        if reply.to:
+                            await self.client.reply_to_peer(reply.to, _peer_message(reply, row_id))
+                        else:
+                            await self.client.notify(reply.text)
+                    finally:
+                        self._sending.discard(sending)
+                if sending.cancelled_caught:
+                    log.warning("poll: the reply to row %s was cut by the shutdown", row_id)
+                    return False
+                return True
             except WorkspaceUnknown as error:
                 log.error(
                     "poll: the reply to row %s has nowhere to go (%s); dropped", row_id, error
                 )
-                return
+                return True
             except PlatformRejected as error:
                 if error.status not in (401, 408, 429):
                     log.error(
@@ -505,7 +534,7 @@ class PollLoop:
                         row_id,
                         error,
                     )
-                    return
+                    return True
                 last: PlatformError = error
             except PlatformError as error:
                 last = error

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -124,8 +126,21 @@ def test_sigterm_during_a_slow_register(world: World) -> None:
     for it (8 s away). Measured from the runtime's own log, SIGTERM -> stopped, which a
     busy machine slows only by the shutdown's own work; the exit stays within §9's 10 s."""
     world.emulator.set_latency("/registry/register", 8)
+    faults = world.emulator.faults
+    arrived = threading.Event()
+    take = faults.take
+
+    def noting(path: str) -> Any:  # the register's arrival, before its 8 s delay
+        if path == "/registry/register":
+            arrived.set()
+        return take(path)
+
+    faults.take = noting  # type: ignore[method-assign]
     process = world.launch()
-    time.sleep(2.5)
+    # SIGTERM while the register is at the platform: a fixed sleep (2.5 s) sent it
+    # before the runtime had booted that far on a loaded machine (exit -15)
+    assert arrived.wait(60), process.stop_and_output()[-3000:]
+    time.sleep(0.5)
     assert process.stop() == 0
     assert process.stopped_within(10)
     lines = [json.loads(line) for line in process.output.splitlines() if line.startswith("{")]
