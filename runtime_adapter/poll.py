@@ -290,6 +290,80 @@ class _Row:
     done: bool = False
 
 
+class _Replies:
+    """Replies through the platform (§14), retried like heartbeats; a POST under way
+    when the shutdown comes is finished, not cut (``stop``, ``settled``)."""
+
+    def __init__(
+        self,
+        client: PlatformClient,
+        backoff: Callable[[int, float | None], Awaitable[None]],
+    ) -> None:
+        self.client = client
+        self.backoff = backoff  # (failures, retry_after): the loop's, read when it waits
+        self.stopping = False
+        self._sending: set[anyio.CancelScope] = set()
+
+    def stop(self) -> float:
+        """From now on a POST gets ``_SEND_GRACE`` seconds; the deadline of those under way."""
+        self.stopping = True
+        deadline = anyio.current_time() + _SEND_GRACE
+        for sending in self._sending:
+            sending.deadline = min(sending.deadline, deadline)
+        return deadline
+
+    async def settled(self, deadline: float) -> None:
+        """Until no POST is under way (or ``deadline``)."""
+        while self._sending and anyio.current_time() < deadline:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+
+    async def send(self, row_id: str, reply: Reply) -> bool:
+        """The reply through the platform, retried with backoff until it is taken (or
+        refused for good: a 4xx other than 401/404/408/429 is logged and dropped); False
+        when the shutdown cut it (it stays pending: the next process sends it).
+
+        Each attempt is shielded from the loop's cancel and bounded by the client's own
+        deadline, or by ``stop`` (``_SEND_GRACE``): a POST the platform may have taken
+        is not abandoned half-way (it would be sent again), and the loop's backoff
+        between attempts is where a cancel stops it."""
+        failures = 0
+        while True:
+            try:
+                with anyio.CancelScope(shield=True) as sending:
+                    if self.stopping:
+                        sending.deadline = anyio.current_time() + _SEND_GRACE
+                    self._sending.add(sending)
+                    try:
+                        if reply.to:
+                            await self.client.reply_to_peer(reply.to, _peer_message(reply, row_id))
+                        else:
+                            await self.client.notify(reply.text)
+                    finally:
+                        self._sending.discard(sending)
+                if sending.cancelled_caught:
+                    log.warning("poll: the reply to row %s was cut by the shutdown", row_id)
+                    return False
+                return True
+            except WorkspaceUnknown as error:
+                log.error(
+                    "poll: the reply to row %s has nowhere to go (%s); dropped", row_id, error
+                )
+                return True
+            except PlatformRejected as error:
+                if error.status not in (401, 408, 429):
+                    log.error(
+                        "poll: the platform refused the reply to row %s (%s); dropped",
+                        row_id,
+                        error,
+                    )
+                    return True
+                last: PlatformError = error
+            except PlatformError as error:
+                last = error
+            failures += 1
+            await self.backoff(failures, last.retry_after)
+
+
 @dataclass
 class PollLoop:
     """Pull, dispatch, reply; see the module's docstring. ``ready`` says when the
@@ -312,7 +386,21 @@ class PollLoop:
     _pruned: bool = False
     _scope: anyio.CancelScope | None = None
     _stopping: bool = False
-    _sending: set[anyio.CancelScope] = field(default_factory=set)
+    _replies: _Replies = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._replies = _Replies(self.client, self._back_off)
+
+    async def _back_off(self, failures: int, retry_after: float | None) -> None:
+        await self.sleep(
+            retry_delay(
+                failures,
+                interval=self.interval,
+                cap=self.cap,
+                retry_after=retry_after,
+                rng=self.rng,
+            )
+        )
 
     async def run(self) -> None:
         await anyio.to_thread.run_sync(self.cursor.load)
@@ -328,14 +416,11 @@ class PollLoop:
         them), but a reply's POST under way gets ``_SEND_GRACE`` seconds to be answered
         and recorded; then the cursor is saved as it stands."""
         self._stopping = True
-        deadline = anyio.current_time() + _SEND_GRACE
-        for sending in self._sending:
-            sending.deadline = min(sending.deadline, deadline)
+        deadline = self._replies.stop()
         if self._scope is not None:
             self._scope.cancel()
         with anyio.CancelScope(shield=True):
-            while self._sending and anyio.current_time() < deadline:  # noqa: ASYNC110
-                await anyio.sleep(0.02)
+            await self._replies.settled(deadline)
             with anyio.move_on_after(2):
                 await anyio.to_thread.run_sync(self.cursor.save)
 
@@ -468,7 +553,7 @@ class PollLoop:
         reply = reply_of(row.request, response, row.source_id)
         self.cursor.pending[row.id] = reply  # before it is sent: a restart sends, not runs
         await anyio.to_thread.run_sync(self.cursor.save)
-        if await self._send(row.id, reply):
+        if await self._replies.send(row.id, reply):
             await self._done(row)
 
     async def _answer(self, request: dict[str, Any], caller: str) -> dict[str, Any]:
@@ -489,65 +574,11 @@ class PollLoop:
     async def _send_pending(self) -> None:
         for row_id, reply in list(self.cursor.pending.items()):
             log.info("poll: sending the reply to row %s a previous process did not send", row_id)
-            if not await self._send(row_id, reply):
+            if not await self._replies.send(row_id, reply):
                 return  # cut by the shutdown: still pending
             self.cursor.pending.pop(row_id, None)
             self.cursor.remember(row_id)
         await anyio.to_thread.run_sync(self.cursor.save)
-
-    async def _send(self, row_id: str, reply: Reply) -> bool:
-        """The reply through the platform, retried with backoff until it is taken (or
-        refused for good: a 4xx other than 401/404/408/429 is logged and dropped); False
-        when the shutdown cut it (it stays pending: the next process sends it).
-
-        Each attempt is shielded from the loop's cancel and bounded by the client's own
-        deadline, or by ``stop`` (``_SEND_GRACE``): a POST the platform may have taken
-        is not abandoned half-way (it would be sent again), and the loop's backoff
-        between attempts is where a cancel stops it."""
-        failures = 0
-        while True:
-            try:
-                with anyio.CancelScope(shield=True) as sending:
-                    if self._stopping:
-                        sending.deadline = anyio.current_time() + _SEND_GRACE
-                    self._sending.add(sending)
-                    try:
-                        if reply.to:
-                            await self.client.reply_to_peer(reply.to, _peer_message(reply, row_id))
-                        else:
-                            await self.client.notify(reply.text)
-                    finally:
-                        self._sending.discard(sending)
-                if sending.cancelled_caught:
-                    log.warning("poll: the reply to row %s was cut by the shutdown", row_id)
-                    return False
-                return True
-            except WorkspaceUnknown as error:
-                log.error(
-                    "poll: the reply to row %s has nowhere to go (%s); dropped", row_id, error
-                )
-                return True
-            except PlatformRejected as error:
-                if error.status not in (401, 408, 429):
-                    log.error(
-                        "poll: the platform refused the reply to row %s (%s); dropped",
-                        row_id,
-                        error,
-                    )
-                    return True
-                last: PlatformError = error
-            except PlatformError as error:
-                last = error
-            failures += 1
-            await self.sleep(
-                retry_delay(
-                    failures,
-                    interval=self.interval,
-                    cap=self.cap,
-                    retry_after=last.retry_after,
-                    rng=self.rng,
-                )
-            )
 
     async def _done(self, row: _Row) -> None:
         """``row`` is done: the cursor moves over every done row at the front."""
