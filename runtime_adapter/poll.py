@@ -15,7 +15,9 @@ atomically in ``<config>/.a2a_cursor``) advances past a row only when it and
 every row before it are done; a finished turn's reply is written there
 *before* it is sent, so a restart sends it without running the turn again,
 and a row whose reply went out is remembered by id and never answered twice.
-A row cut short by a shutdown is not done: the next process runs it. Pull
+A row cut short by a shutdown is not done: the next process runs it; a reply
+whose POST is under way gets ``_SEND_GRACE`` to be answered (one the platform
+has not answered by then is sent again by the next process). Pull
 failures back off like heartbeats (``backoff.retry_delay``); a 410 (the cursor
 was pruned) asks for the last ten minutes and skips the rows already handled.
 """
